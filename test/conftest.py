@@ -1,0 +1,38 @@
+"""Shared test fixtures: paths to the real video data and deterministic seeding."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("PAM_ROS_DATA", REPO.parent / "shared" / "data"))
+DAVIS = SHARED_DATA / "davis2016_val_subset"
+
+
+def davis_frames(sequence: str) -> list[Path]:
+    frames = sorted((DAVIS / "JPEGImages" / "480p" / sequence).glob("*.jpg"))
+    if not frames:
+        pytest.skip(f"DAVIS data not found under {DAVIS} (set PAM_ROS_DATA)")
+    return frames
+
+
+def davis_masks(sequence: str) -> list[Path]:
+    return sorted((DAVIS / "Annotations" / "480p" / sequence).glob("*.png"))
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    random.seed(0)
+    np.random.seed(0)
+    try:
+        import torch
+
+        torch.manual_seed(0)
+    except ImportError:
+        pass
+    yield
