@@ -9,6 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# Keep each test session's DDS traffic apart from any other session running on this host
+# (set before any test imports rclpy).
+os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("PAM_ROS_DATA", REPO.parent / "shared" / "data"))
 DAVIS = SHARED_DATA / "davis2016_val_subset"
