@@ -1,0 +1,1 @@
+"""The demo: a frame source node, the pam_ros node and a client that prompts and asks."""
