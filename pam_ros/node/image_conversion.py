@@ -1,0 +1,159 @@
+"""sensor_msgs/Image and CompressedImage → RGB uint8 numpy, and back, without per-pixel Python.
+
+The tracker wants a (H, W, 3) RGB uint8 array. Camera drivers publish many layouts; this module
+accepts the 8-bit colour and grey encodings a ROS camera commonly uses and rejects anything else
+with an error that names the encoding. Rows may be padded (`step` > width * channels).
+
+cv_bridge is used when it is importable (a real ROS 2 install); otherwise an equivalent numpy
+path (frombuffer + strided view + one channel shuffle) does the same work. Both paths run the
+same validation first, so the errors are identical.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:  # ROS 2's cv_bridge (absent from PyPI; present on a real install).
+    from cv_bridge import CvBridge as _CvBridge
+
+    _CV_BRIDGE = _CvBridge()
+except Exception:  # ImportError, or ROS 1's incompatible PyPI copy failing to load
+    _CV_BRIDGE = None
+
+# encoding → (channels, how to reach RGB)
+SUPPORTED_ENCODINGS: dict[str, int] = {
+    "rgb8": 3,
+    "bgr8": 3,
+    "rgba8": 4,
+    "bgra8": 4,
+    "mono8": 1,
+}
+DEFAULT_MAX_IMAGE_PIXELS = 4096 * 4096
+
+
+class ImageConversionError(ValueError):
+    """A frame that cannot be turned into an RGB array; the message says why."""
+
+
+class UnsupportedEncodingError(ImageConversionError):
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
+        supported = ", ".join(SUPPORTED_ENCODINGS)
+        super().__init__(f"unsupported image encoding {encoding!r} (supported: {supported})")
+
+
+class EmptyImageError(ImageConversionError):
+    """Zero width or height, or no data."""
+
+
+class ImageTooLargeError(ImageConversionError):
+    """More pixels than the node's `max_image_pixels`."""
+
+
+class MalformedImageError(ImageConversionError):
+    """`step` or `data` inconsistent with width, height and encoding."""
+
+
+def _check_size(width: int, height: int, max_image_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise EmptyImageError(f"image has zero size ({width}x{height})")
+    if width * height > max_image_pixels:
+        raise ImageTooLargeError(
+            f"image {width}x{height} has {width * height} pixels, more than "
+            f"max_image_pixels={max_image_pixels}"
+        )
+
+
+def image_msg_to_rgb(msg, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+    """sensor_msgs/Image → (H, W, 3) RGB uint8, a fresh contiguous array."""
+    encoding = msg.encoding.lower()
+    if encoding not in SUPPORTED_ENCODINGS:
+        raise UnsupportedEncodingError(msg.encoding)
+    width, height = int(msg.width), int(msg.height)
+    _check_size(width, height, max_image_pixels)
+    channels = SUPPORTED_ENCODINGS[encoding]
+    row_bytes = width * channels
+    step = int(msg.step)
+    if step < row_bytes:
+        raise MalformedImageError(
+            f"{encoding} image step {step} is smaller than width*channels = {row_bytes}"
+        )
+    # The last row need not carry its padding.
+    needed = step * (height - 1) + row_bytes
+    if len(msg.data) < needed:
+        raise MalformedImageError(
+            f"{width}x{height} {encoding} image with step {step} needs {needed} bytes, "
+            f"got {len(msg.data)}"
+        )
+    if _CV_BRIDGE is not None:
+        return np.ascontiguousarray(_CV_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
+
+    buffer = np.frombuffer(msg.data, dtype=np.uint8, count=needed)
+    # (H, step) byte rows → (H, W, C) without copying, padding skipped by the stride.
+    pixels = np.lib.stride_tricks.as_strided(
+        buffer, shape=(height, width, channels), strides=(step, channels, 1), writeable=False
+    )
+    return _to_rgb(pixels, encoding)
+
+
+def _to_rgb(pixels: np.ndarray, encoding: str) -> np.ndarray:
+    # pixels: (H, W, C) uint8 in `encoding` → (H, W, 3) RGB uint8, contiguous copy
+    if encoding == "rgb8":
+        return np.ascontiguousarray(pixels)
+    if encoding == "rgba8":
+        return np.ascontiguousarray(pixels[:, :, :3])
+    if encoding in ("bgr8", "bgra8"):
+        return np.ascontiguousarray(pixels[:, :, 2::-1])
+    return np.ascontiguousarray(np.repeat(pixels, 3, axis=2))  # mono8
+
+
+def compressed_msg_to_rgb(msg, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg / png, as image_transport writes them) → RGB uint8."""
+    import cv2
+
+    if len(msg.data) == 0:
+        raise EmptyImageError("compressed image has no data")
+    data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)  # (H, W, 3) BGR, grey inputs expanded
+    if bgr is None:
+        raise UnsupportedEncodingError(msg.format or "<empty format>")
+    height, width = bgr.shape[:2]
+    _check_size(width, height, max_image_pixels)
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def rgb_to_image_msg(frame: np.ndarray, header=None, encoding: str = "rgb8"):
+    """(H, W, 3) RGB uint8 → sensor_msgs/Image in rgb8 or bgr8, on `header` when given."""
+    from sensor_msgs.msg import Image
+
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise ImageConversionError(f"expected (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
+    if encoding == "bgr8":
+        frame = frame[:, :, ::-1]
+    elif encoding != "rgb8":
+        raise UnsupportedEncodingError(encoding)
+    frame = np.ascontiguousarray(frame)
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = int(frame.shape[0]), int(frame.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = msg.width * 3
+    msg.data = frame.tobytes()
+    return msg
+
+
+def mono8_image_msg(mask: np.ndarray, header=None):
+    """(H, W) bool mask → mono8 sensor_msgs/Image, 255 inside, 0 outside."""
+    from sensor_msgs.msg import Image
+
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = int(mask.shape[0]), int(mask.shape[1])
+    msg.encoding = "mono8"
+    msg.is_bigendian = 0
+    msg.step = msg.width
+    msg.data = (mask.astype(np.uint8) * 255).tobytes()
+    return msg

@@ -1,0 +1,364 @@
+"""Every parameter of the pam_ros node: declaration, validation and a plain dataclass view.
+
+One table (`PARAMETER_SPECS`) describes each parameter once: its default, description, range or
+choices and whether it may change at run time. The node declares them all from the table with a
+`ParameterDescriptor`, validates every value (at start and on `ros2 param set`), and hands the
+rest of the code a `NodeParameters` dataclass instead of loose lookups.
+
+Model choices, topics and QoS are read-only (they take effect on configure); rates, thresholds
+and presentation settings may be changed while the node runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from pam_ros.node.image_conversion import DEFAULT_MAX_IMAGE_PIXELS
+
+MODEL_SIZES = ("tiny", "small", "base_plus", "large")
+DEVICES = ("cpu", "cuda", "auto")
+DTYPES = ("auto", "float32", "bfloat16")
+MASK_LAYOUTS = ("full_frame", "cropped", "none")
+RELIABILITIES = ("best_effort", "reliable")
+SEMANTIC_KINDS = ("category", "explain", "caption", "detailed_caption")
+LANGUAGES = ("en", "zh")
+OVERLAY_ENCODINGS = ("rgb8", "bgr8")
+
+
+class ParameterValidationError(ValueError):
+    """A parameter value outside its range or choices; the message names the parameter."""
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    name: str  # ROS name, dotted for groups ("tracker.model_size")
+    default: Any
+    description: str
+    minimum: float | int | None = None  # inclusive
+    maximum: float | int | None = None  # inclusive
+    choices: tuple[str, ...] | None = None
+    read_only: bool = False  # True: fixed once declared (model choices, topics, QoS)
+
+    @property
+    def field_name(self) -> str:
+        return self.name.replace(".", "_")
+
+
+PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
+    # --- models (read-only: they are loaded on configure) ---
+    ParameterSpec(
+        "tracker.model_size", "tiny", "SAM 2.1 variant", choices=MODEL_SIZES, read_only=True
+    ),
+    ParameterSpec(
+        "tracker.checkpoint",
+        "",
+        "SAM 2.1 checkpoint (.pt, {'model': state_dict}); "
+        "empty: the default download location of tracker.model_size",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "tracker.image_size",
+        1024,
+        "SAM 2 input resolution in pixels (multiple of 16)",
+        minimum=128,
+        maximum=2048,
+        read_only=True,
+    ),
+    ParameterSpec(
+        "tracker.num_maskmem",
+        7,
+        "SAM 2 memory frames (prompt frame + recent frames)",
+        minimum=1,
+        maximum=16,
+        read_only=True,
+    ),
+    ParameterSpec(
+        "tracker.max_obj_ptrs",
+        16,
+        "SAM 2 object pointers kept in memory",
+        minimum=1,
+        maximum=64,
+        read_only=True,
+    ),
+    ParameterSpec(
+        "tracker.random_weights",
+        False,
+        "TESTING ONLY: random SAM 2 weights, masks are meaningless",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "semantics.enabled",
+        True,
+        "run the PAM perceiver-LLM (false: tracking only)",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "semantics.model_path",
+        "",
+        "PAM checkpoint folder (e.g. PAM-1.5B); empty with semantics.enabled fails configure",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "device",
+        "auto",
+        "torch device for both models; auto: cuda when available",
+        choices=DEVICES,
+        read_only=True,
+    ),
+    ParameterSpec(
+        "dtype",
+        "auto",
+        "model dtype; auto: bfloat16 on CUDA, float32 on CPU",
+        choices=DTYPES,
+        read_only=True,
+    ),
+    ParameterSpec(
+        "compile", False, "torch.compile the models (CUDA; slow first frames)", read_only=True
+    ),
+    # --- input (read-only: subscriptions are made on activate from these) ---
+    ParameterSpec(
+        "use_compressed",
+        False,
+        "subscribe to image/compressed (CompressedImage) instead of image (Image)",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "qos.reliability",
+        "best_effort",
+        "image subscription reliability (best_effort = sensor-data QoS)",
+        choices=RELIABILITIES,
+        read_only=True,
+    ),
+    ParameterSpec(
+        "qos.depth",
+        1,
+        "image subscription queue depth (the node keeps only the latest frame anyway)",
+        minimum=1,
+        maximum=100,
+        read_only=True,
+    ),
+    ParameterSpec(
+        "max_image_pixels",
+        DEFAULT_MAX_IMAGE_PIXELS,
+        "frames with more pixels are rejected",
+        minimum=1,
+        maximum=100_000_000,
+    ),
+    ParameterSpec("max_objects", 16, "most objects tracked at once", minimum=1, maximum=256),
+    # --- tracking ---
+    ParameterSpec(
+        "track_every_n",
+        1,
+        "track every n-th received frame (1: every frame)",
+        minimum=1,
+        maximum=1000,
+    ),
+    # --- semantics scheduling ---
+    ParameterSpec(
+        "semantic_rate_hz",
+        1.0,
+        "perceiver-LLM calls per second (throttle)",
+        minimum=0.01,
+        maximum=100.0,
+    ),
+    ParameterSpec(
+        "refresh_period_s",
+        10.0,
+        "re-describe an object after this many seconds",
+        minimum=0.1,
+        maximum=86400.0,
+    ),
+    ParameterSpec(
+        "appearance_change_threshold",
+        0.5,
+        "re-describe an object when 1 - IoU of its mask vs the last described mask exceeds this",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    ParameterSpec(
+        "video_caption_segment_frames",
+        32,
+        "tracked frames per streaming video caption segment (0: no video captions)",
+        minimum=0,
+        maximum=10000,
+    ),
+    ParameterSpec(
+        "semantic_kinds",
+        ["category", "explain"],
+        f"descriptions kept fresh automatically, any of {', '.join(SEMANTIC_KINDS)}",
+    ),
+    ParameterSpec("language", "en", "default description language", choices=LANGUAGES),
+    ParameterSpec(
+        "max_new_tokens", 64, "longest generated description, in tokens", minimum=1, maximum=1024
+    ),
+    # --- outputs ---
+    ParameterSpec(
+        "mask_layout",
+        "cropped",
+        "masks in tracked_objects: full_frame, cropped to the box, or none",
+        choices=MASK_LAYOUTS,
+    ),
+    ParameterSpec(
+        "overlay_rate_hz", 5.0, "overlay image rate (0: no overlay)", minimum=0.0, maximum=100.0
+    ),
+    ParameterSpec("overlay_encoding", "rgb8", "overlay image encoding", choices=OVERLAY_ENCODINGS),
+    ParameterSpec("overlay_alpha", 0.5, "mask opacity in the overlay", minimum=0.0, maximum=1.0),
+    ParameterSpec("marker_frame_id", "", "frame of the rviz markers (empty: the image's frame_id)"),
+    ParameterSpec(
+        "marker_pixel_scale", 0.001, "marker metres per image pixel", minimum=1e-6, maximum=1.0
+    ),
+    ParameterSpec(
+        "diagnostics_period_s",
+        1.0,
+        "seconds between /diagnostics messages",
+        minimum=0.1,
+        maximum=3600.0,
+    ),
+)
+
+SPECS_BY_NAME: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETER_SPECS}
+
+
+@dataclass
+class NodeParameters:
+    """Plain view of the node's parameters (field = ROS name with '.' → '_')."""
+
+    tracker_model_size: str = "tiny"
+    tracker_checkpoint: str = ""
+    tracker_image_size: int = 1024
+    tracker_num_maskmem: int = 7
+    tracker_max_obj_ptrs: int = 16
+    tracker_random_weights: bool = False
+    semantics_enabled: bool = True
+    semantics_model_path: str = ""
+    device: str = "auto"
+    dtype: str = "auto"
+    compile: bool = False
+    use_compressed: bool = False
+    qos_reliability: str = "best_effort"
+    qos_depth: int = 1
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    max_objects: int = 16
+    track_every_n: int = 1
+    semantic_rate_hz: float = 1.0
+    refresh_period_s: float = 10.0
+    appearance_change_threshold: float = 0.5
+    video_caption_segment_frames: int = 32
+    semantic_kinds: list[str] = field(default_factory=lambda: ["category", "explain"])
+    language: str = "en"
+    max_new_tokens: int = 64
+    mask_layout: str = "cropped"
+    overlay_rate_hz: float = 5.0
+    overlay_encoding: str = "rgb8"
+    overlay_alpha: float = 0.5
+    marker_frame_id: str = ""
+    marker_pixel_scale: float = 0.001
+    diagnostics_period_s: float = 1.0
+
+    def updated(self, values: dict[str, Any]) -> NodeParameters:
+        """A copy with `values` (ROS names) applied, every value validated first."""
+        changes = {}
+        for name, value in values.items():
+            spec = SPECS_BY_NAME.get(name)
+            if spec is None:
+                raise ParameterValidationError(f"unknown parameter {name!r}")
+            changes[spec.field_name] = validate_parameter(name, value)
+        return dataclasses.replace(self, **changes)
+
+
+def validate_parameter(name: str, value: Any) -> Any:
+    """Check one value against its spec; returns it normalised (int → float for float specs)."""
+    spec = SPECS_BY_NAME.get(name)
+    if spec is None:
+        raise ParameterValidationError(f"unknown parameter {name!r}")
+    default = spec.default
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ParameterValidationError(f"{name} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParameterValidationError(f"{name} must be an integer, got {value!r}")
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ParameterValidationError(f"{name} must be a number, got {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ParameterValidationError(f"{name} must be finite, got {value!r}")
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise ParameterValidationError(f"{name} must be a string, got {value!r}")
+    elif isinstance(default, list):
+        if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+            raise ParameterValidationError(f"{name} must be a list of strings, got {value!r}")
+        value = list(value)
+    if spec.minimum is not None and value < spec.minimum:
+        raise ParameterValidationError(f"{name}={value} is below its minimum {spec.minimum}")
+    if spec.maximum is not None and value > spec.maximum:
+        raise ParameterValidationError(f"{name}={value} is above its maximum {spec.maximum}")
+    if spec.choices is not None and value not in spec.choices:
+        raise ParameterValidationError(f"{name}={value!r} is not one of {', '.join(spec.choices)}")
+    if name == "tracker.image_size" and value % 16:
+        raise ParameterValidationError(f"tracker.image_size={value} is not a multiple of 16")
+    if name == "semantic_kinds":
+        unknown = [kind for kind in value if kind not in SEMANTIC_KINDS]
+        if unknown:
+            raise ParameterValidationError(
+                f"semantic_kinds: unknown kind(s) {unknown}; use {', '.join(SEMANTIC_KINDS)}"
+            )
+    if name == "video_caption_segment_frames" and 0 < value < 16:
+        raise ParameterValidationError(
+            f"video_caption_segment_frames={value}: a segment needs at least 16 frames (or 0)"
+        )
+    return value
+
+
+def parameter_descriptor(spec: ParameterSpec):
+    """The rcl_interfaces ParameterDescriptor that declares `spec`."""
+    from rcl_interfaces.msg import (
+        FloatingPointRange,
+        IntegerRange,
+        ParameterDescriptor,
+        ParameterType,
+    )
+
+    descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+    default = spec.default
+    if isinstance(default, bool):
+        descriptor.type = ParameterType.PARAMETER_BOOL
+    elif isinstance(default, int):
+        descriptor.type = ParameterType.PARAMETER_INTEGER
+        if spec.minimum is not None:
+            descriptor.integer_range = [
+                IntegerRange(from_value=int(spec.minimum), to_value=int(spec.maximum), step=0)
+            ]
+    elif isinstance(default, float):
+        descriptor.type = ParameterType.PARAMETER_DOUBLE
+        if spec.minimum is not None:
+            descriptor.floating_point_range = [
+                FloatingPointRange(
+                    from_value=float(spec.minimum), to_value=float(spec.maximum), step=0.0
+                )
+            ]
+    elif isinstance(default, list):
+        descriptor.type = ParameterType.PARAMETER_STRING_ARRAY
+    else:
+        descriptor.type = ParameterType.PARAMETER_STRING
+    if spec.choices is not None:
+        descriptor.additional_constraints = "one of: " + ", ".join(spec.choices)
+    return descriptor
+
+
+def declare_parameters(node) -> NodeParameters:
+    """Declare every spec on `node` (overrides from YAML / the command line apply) and validate.
+
+    Raises ParameterValidationError naming the first bad value.
+    """
+    values = {}
+    for spec in PARAMETER_SPECS:
+        parameter = node.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
+        values[spec.name] = parameter.value
+    return NodeParameters().updated(values)

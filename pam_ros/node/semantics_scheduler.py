@@ -1,0 +1,532 @@
+"""Runs the PAM perceiver-LLM beside tracking: throttled, prioritised, cached per object.
+
+ROS-free. The tracking thread calls `observe` after every tracked frame (cheap: it stores
+references to the tracker's features and a small copy of each mask). A worker thread calls the
+semantic engine at most `rate_hz` times a second, one object per call (all of that object's
+`kinds` batched into one `engine.describe`), choosing in this order:
+
+1. new objects, never described yet, in the order they appeared;
+2. finished streaming video-caption segments (spec section 7: every `video_segment_frames`
+   tracked frames, 16 frames selected as frame 0 + linspace(1, N-1, 15), the previous
+   segment's caption as history, the segment's last frame carried into the next segment);
+3. objects due for a refresh - described more than `refresh_period_s` ago, or whose mask changed
+   (1 - IoU against the mask at the last description > `appearance_change_threshold`) -
+   stalest first. Objects the tracker scores absent are not refreshed.
+
+Results go into a cache keyed by object id (`semantics(id)`), which the node copies into every
+TrackedObjectArray. `describe_now` serves the Describe service synchronously: from the cache
+when fresh enough, otherwise it runs the engine at once on the object's latest features.
+
+An engine that raises is logged and counted; the object is retried after `refresh_period_s`
+and the worker keeps running. Removing an object (or reset) drops all its state; a result that
+comes back for a removed object is discarded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pam_ros.features import RegionFeatures
+
+VIDEO_FEATURE_FRAMES = 16  # frames a video caption is computed from (spec section 5)
+IMAGE_KINDS = ("category", "explain", "caption", "detailed_caption")
+ALL_KINDS = (*IMAGE_KINDS, "video_caption")
+_MASK_SIDE = 128  # masks are compared at about this resolution
+
+
+class SchedulerError(ValueError):
+    """Base of the scheduler's errors."""
+
+
+class UnknownObjectError(SchedulerError, KeyError):
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class UnknownKindError(SchedulerError):
+    pass
+
+
+class DescribeFailedError(SchedulerError):
+    """The engine raised while answering describe_now; the message carries its error."""
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    rate_hz: float = 1.0  # engine calls per second at most
+    refresh_period_s: float = 10.0
+    appearance_change_threshold: float = 0.5  # 1 - IoU above this triggers a refresh
+    video_segment_frames: int = 32  # 0 disables streaming video captions
+    kinds: tuple[str, ...] = ("category", "explain")  # kept fresh automatically
+    language: str = "en"
+    max_new_tokens: int | None = 64
+
+    def __post_init__(self) -> None:
+        if not self.rate_hz > 0:
+            raise SchedulerError(f"rate_hz must be > 0, got {self.rate_hz}")
+        if not self.refresh_period_s > 0:
+            raise SchedulerError(f"refresh_period_s must be > 0, got {self.refresh_period_s}")
+        if not 0.0 <= self.appearance_change_threshold <= 1.0:
+            raise SchedulerError("appearance_change_threshold must be within [0, 1]")
+        if 0 < self.video_segment_frames < VIDEO_FEATURE_FRAMES:
+            raise SchedulerError(
+                f"video_segment_frames must be 0 or >= {VIDEO_FEATURE_FRAMES}, "
+                f"got {self.video_segment_frames}"
+            )
+        unknown = [kind for kind in self.kinds if kind not in IMAGE_KINDS]
+        if unknown:
+            raise UnknownKindError(f"unknown description kind(s) {unknown}; use {IMAGE_KINDS}")
+
+
+@dataclass
+class ObjectSemanticsRecord:
+    """The cached descriptions of one object (mirrors pam_ros/msg/ObjectSemantics)."""
+
+    stamp_ns: int = 0  # source stamp of the newest described features
+    category: str = ""
+    definition: str = ""
+    function: str = ""
+    caption: str = ""
+    detailed_caption: str = ""
+    video_caption: str = ""
+    language: str = ""
+    latency: float = 0.0  # seconds the engine took for the newest field
+    model: str = ""
+    random_weights: bool = False
+    updated_at: dict[str, float] = field(default_factory=dict)  # kind → scheduler clock
+    texts: dict[str, str] = field(default_factory=dict)  # kind → raw model text
+
+    def copy(self) -> ObjectSemanticsRecord:
+        return dataclasses.replace(self, updated_at=dict(self.updated_at), texts=dict(self.texts))
+
+
+@dataclass(frozen=True)
+class ObjectObservation:
+    """One object on one tracked frame, as the tracking thread hands it over."""
+
+    object_id: str
+    features: RegionFeatures
+    mask: np.ndarray  # (H, W) bool
+    present: bool
+
+
+@dataclass(frozen=True)
+class DescribeAnswer:
+    semantics: ObjectSemanticsRecord
+    text: str
+    from_cache: bool
+    latency: float  # seconds spent answering
+
+
+@dataclass
+class SchedulerStats:
+    engine_calls: int = 0
+    engine_errors: int = 0
+    last_error: str = ""
+    descriptions: int = 0
+    video_captions: int = 0
+    discarded_results: int = 0  # results for objects removed while the engine ran
+
+
+@dataclass
+class _ObjectState:
+    object_id: str
+    token: int  # changes when the id is removed and added again
+    first_seen: float
+    latest: RegionFeatures
+    present: bool
+    mask_small: np.ndarray  # (h, w) bool, the newest mask downsampled
+    recent: deque  # last VIDEO_FEATURE_FRAMES RegionFeatures, for describe_now(video_caption)
+    described_mask: np.ndarray | None = None  # mask_small when last described
+    last_attempt: float | None = None
+    retry_at: float = 0.0
+    described: bool = False
+    segment_position: int = 0
+    segment_features: list = field(default_factory=list)
+    pending_video: tuple[list, str | None, float] | None = None  # features, history, ready at
+    video_history: str | None = None
+    record: ObjectSemanticsRecord = field(default_factory=ObjectSemanticsRecord)
+
+
+@dataclass(frozen=True)
+class _Job:
+    object_id: str
+    token: int
+    kinds: tuple[str, ...]
+    features: tuple[RegionFeatures, ...]
+    history: str | None
+    mask_small: np.ndarray | None
+
+
+def video_frame_selection(segment_frames: int) -> frozenset[int]:
+    """Positions in a segment whose features feed the video caption: 0 + linspace(1, N-1, 15)."""
+    tail = np.linspace(1, segment_frames - 1, VIDEO_FEATURE_FRAMES - 1).astype(int)
+    return frozenset([0, *tail.tolist()])
+
+
+def _downsample(mask: np.ndarray) -> np.ndarray:
+    stride = max(1, max(mask.shape) // _MASK_SIDE)
+    return np.ascontiguousarray(mask[::stride, ::stride], dtype=bool)
+
+
+def mask_change(previous: np.ndarray, current: np.ndarray) -> float:
+    """1 - IoU of two equally shaped bool masks (0: identical, 1: disjoint); 0 when both empty."""
+    if previous.shape != current.shape:
+        return 1.0
+    union = np.count_nonzero(previous | current)
+    if union == 0:
+        return 0.0
+    return 1.0 - np.count_nonzero(previous & current) / union
+
+
+def _make_request(kind, features, language, history, max_new_tokens):
+    from pam_ros.semantics import DescribeRequest
+
+    return DescribeRequest(
+        kind=kind,
+        features=list(features),
+        language=language,
+        history=history,
+        max_new_tokens=max_new_tokens,
+    )
+
+
+class SemanticsScheduler:
+    """See the module docstring. Thread-safe; `start` runs the worker, `stop` joins it."""
+
+    def __init__(
+        self,
+        engine,
+        config: SchedulerConfig | None = None,
+        log_error: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine
+        self._config = config or SchedulerConfig()
+        self._video_positions = self._positions_for(self._config)
+        self._log_error = log_error or (lambda message: None)
+        self._clock = clock
+        self._lock = threading.Lock()  # guards every field below
+        self._engine_lock = threading.Lock()  # one engine call at a time
+        self._objects: dict[str, _ObjectState] = {}
+        self._next_token = 0
+        self._stats = SchedulerStats()
+        self._stop = threading.Event()
+        self._work = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ---- configuration and lifetime -------------------------------------------------------
+
+    @staticmethod
+    def _positions_for(config: SchedulerConfig) -> frozenset[int]:
+        if config.video_segment_frames == 0:
+            return frozenset()
+        return video_frame_selection(config.video_segment_frames)
+
+    @property
+    def config(self) -> SchedulerConfig:
+        return self._config
+
+    def update_config(self, config: SchedulerConfig) -> None:
+        """Apply new rates/thresholds now; a changed segment length restarts the segments."""
+        with self._lock:
+            if config.video_segment_frames != self._config.video_segment_frames:
+                for state in self._objects.values():
+                    state.segment_position, state.segment_features = 0, []
+                    state.pending_video = None
+            self._config = config
+            self._video_positions = self._positions_for(config)
+        self._work.set()
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="pam_semantics", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the worker; waits for an engine call in progress (at most `timeout`)."""
+        self._stop.set()
+        self._work.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # ---- input from the tracking thread ---------------------------------------------------
+
+    def observe(self, stamp_ns: int, observations: list[ObjectObservation]) -> None:
+        """Record one tracked frame's objects (call from the tracking thread)."""
+        now = self._clock()
+        with self._lock:
+            for obs in observations:
+                state = self._objects.get(obs.object_id)
+                mask_small = _downsample(obs.mask)
+                if state is None:
+                    self._next_token += 1
+                    state = _ObjectState(
+                        object_id=obs.object_id,
+                        token=self._next_token,
+                        first_seen=now,
+                        latest=obs.features,
+                        present=obs.present,
+                        mask_small=mask_small,
+                        recent=deque(maxlen=VIDEO_FEATURE_FRAMES),
+                    )
+                    self._objects[obs.object_id] = state
+                state.latest, state.present, state.mask_small = (
+                    obs.features,
+                    obs.present,
+                    mask_small,
+                )
+                state.recent.append(obs.features)
+                self._advance_segment(state, obs.features, now)
+        self._work.set()
+
+    def _advance_segment(self, state: _ObjectState, features: RegionFeatures, now: float) -> None:
+        segment_frames = self._config.video_segment_frames
+        if segment_frames == 0:
+            return
+        if state.segment_position in self._video_positions:
+            state.segment_features.append(features)
+        state.segment_position += 1
+        if state.segment_position == segment_frames:
+            # A finished segment replaces one still waiting: the newest video wins.
+            state.pending_video = (state.segment_features, state.video_history, now)
+            # The segment's last frame opens the next one (spec section 7, paper protocol).
+            state.segment_features, state.segment_position = [features], 1
+
+    def forget(self, object_id: str) -> None:
+        """Drop all state of a removed object (unknown ids are ignored)."""
+        with self._lock:
+            self._objects.pop(object_id, None)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._objects.clear()
+
+    # ---- cache ----------------------------------------------------------------------------
+
+    def semantics(self, object_id: str) -> ObjectSemanticsRecord | None:
+        with self._lock:
+            state = self._objects.get(object_id)
+            return None if state is None else state.record.copy()
+
+    def all_semantics(self) -> dict[str, ObjectSemanticsRecord]:
+        with self._lock:
+            return {oid: state.record.copy() for oid, state in self._objects.items()}
+
+    def queue_depth(self) -> int:
+        """Objects waiting for the engine: new, finished video segments, refreshes due."""
+        now = self._clock()
+        with self._lock:
+            return sum(self._is_due(state, now) for state in self._objects.values()) + sum(
+                state.pending_video is not None for state in self._objects.values()
+            )
+
+    @property
+    def stats(self) -> SchedulerStats:
+        with self._lock:
+            return dataclasses.replace(self._stats)
+
+    # ---- choosing work --------------------------------------------------------------------
+
+    def _is_due(self, state: _ObjectState, now: float) -> bool:
+        config = self._config
+        if not config.kinds or now < state.retry_at:
+            return False
+        if not state.described:
+            return True
+        if not state.present:
+            return False
+        if state.last_attempt is None or now - state.last_attempt >= config.refresh_period_s:
+            return True
+        if state.described_mask is None:
+            return False
+        return mask_change(state.described_mask, state.mask_small) > (
+            config.appearance_change_threshold
+        )
+
+    def _next_job(self, now: float) -> _Job | None:
+        config = self._config
+        states = list(self._objects.values())
+        new = [s for s in states if not s.described and self._is_due(s, now)]
+        if new:
+            state = min(new, key=lambda s: s.first_seen)
+            return self._image_job(state)
+        videos = [s for s in states if s.pending_video is not None]
+        if videos:
+            state = min(videos, key=lambda s: s.pending_video[2])
+            features, history, _ = state.pending_video
+            state.pending_video = None
+            return _Job(
+                state.object_id, state.token, ("video_caption",), tuple(features), history, None
+            )
+        due = [s for s in states if self._is_due(s, now)]
+        if due and config.kinds:
+            state = min(due, key=lambda s: s.last_attempt or 0.0)
+            return self._image_job(state)
+        return None
+
+    def _image_job(self, state: _ObjectState) -> _Job:
+        return _Job(
+            state.object_id,
+            state.token,
+            self._config.kinds,
+            (state.latest,),
+            None,
+            state.mask_small,
+        )
+
+    # ---- running the engine ---------------------------------------------------------------
+
+    def run_once(self) -> bool:
+        """Pick the most urgent job and run it now (no throttling). False when nothing is due."""
+        now = self._clock()
+        with self._lock:
+            job = self._next_job(now)
+            if job is None:
+                return False
+            state = self._objects[job.object_id]
+            if job.kinds != ("video_caption",):
+                state.last_attempt = now
+            config = self._config
+        requests = [
+            _make_request(kind, job.features, config.language, job.history, config.max_new_tokens)
+            for kind in job.kinds
+        ]
+        try:
+            with self._engine_lock:
+                descriptions = self.engine.describe(requests)
+        except Exception as exc:  # the engine failing must not stop the worker
+            message = f"semantic engine failed on object {job.object_id!r}: {exc!r}"
+            with self._lock:
+                self._stats.engine_calls += 1
+                self._stats.engine_errors += 1
+                self._stats.last_error = message
+                state = self._objects.get(job.object_id)
+                if state is not None and state.token == job.token:
+                    state.retry_at = self._clock() + config.refresh_period_s
+            self._log_error(message)
+            return True
+        with self._lock:
+            self._stats.engine_calls += 1
+            state = self._objects.get(job.object_id)
+            if state is None or state.token != job.token:
+                self._stats.discarded_results += 1
+                return True
+            self._apply(state, descriptions, job, config.language)
+            if job.mask_small is not None:
+                state.described, state.described_mask = True, job.mask_small
+        return True
+
+    def _apply(self, state: _ObjectState, descriptions, job: _Job, language: str) -> None:
+        record = state.record
+        now = self._clock()
+        for description in descriptions:
+            kind = description.kind
+            text = description.text
+            if kind == "category":
+                record.category = description.label or text
+            elif kind == "explain":
+                record.category = description.label or record.category
+                record.definition = description.definition or text
+                record.function = description.function
+            elif kind == "caption":
+                record.caption = text
+            elif kind == "detailed_caption":
+                record.detailed_caption = text
+            elif kind == "video_caption":
+                record.video_caption = text
+                state.video_history = text
+                self._stats.video_captions += 1
+            record.texts[kind] = text
+            record.updated_at[kind] = now
+            record.latency = float(description.latency_s)
+            record.model = description.model_name
+            record.random_weights = bool(description.random_weights)
+            self._stats.descriptions += 1
+        record.language = language
+        record.stamp_ns = max(features.stamp_ns for features in job.features)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                ran = self.run_once()
+            except Exception as exc:  # a bug here must not kill semantics for good
+                self._log_error(f"semantics worker error: {exc!r}")
+                ran = True
+            period = 1.0 / self._config.rate_hz
+            if ran:
+                self._stop.wait(max(0.0, started + period - time.monotonic()))
+            else:
+                self._work.wait(min(period, 0.5))
+                self._work.clear()
+
+    # ---- the Describe service -------------------------------------------------------------
+
+    def describe_now(
+        self, object_id: str, kind: str, max_age_s: float = 0.0, language: str | None = None
+    ) -> DescribeAnswer:
+        """Answer from the cache when `kind` is at most `max_age_s` old, else run the engine."""
+        started = time.monotonic()
+        if kind not in ALL_KINDS:
+            raise UnknownKindError(f"unknown kind {kind!r}; use one of {', '.join(ALL_KINDS)}")
+        with self._lock:
+            config = self._config
+            language = language or config.language
+            state = self._objects.get(object_id)
+            if state is None:
+                known = ", ".join(sorted(self._objects)) or "none"
+                raise UnknownObjectError(f"unknown object id {object_id!r} (tracked: {known})")
+            record = state.record
+            updated = record.updated_at.get(kind)
+            if (
+                max_age_s > 0
+                and updated is not None
+                and record.language == language
+                and self._clock() - updated <= max_age_s
+            ):
+                return DescribeAnswer(
+                    record.copy(), record.texts[kind], True, time.monotonic() - started
+                )
+            if kind == "video_caption":
+                recent = list(state.recent)
+                picks = np.linspace(0, len(recent) - 1, VIDEO_FEATURE_FRAMES).round().astype(int)
+                features = tuple(recent[i] for i in picks)
+                history = state.video_history
+            else:
+                features, history = (state.latest,), None
+            job = _Job(object_id, state.token, (kind,), features, history, None)
+        request = _make_request(kind, features, language, history, config.max_new_tokens)
+        try:
+            with self._engine_lock:
+                (description,) = self.engine.describe([request])
+        except Exception as exc:
+            with self._lock:
+                self._stats.engine_calls += 1
+                self._stats.engine_errors += 1
+                self._stats.last_error = repr(exc)
+            raise DescribeFailedError(f"describing {object_id!r} ({kind}) failed: {exc}") from exc
+        with self._lock:
+            self._stats.engine_calls += 1
+            state = self._objects.get(object_id)
+            if state is not None and state.token == job.token:
+                self._apply(state, [description], job, language)
+                record = state.record.copy()
+            else:
+                self._stats.discarded_results += 1
+                record = ObjectSemanticsRecord()
+        return DescribeAnswer(record, description.text, False, time.monotonic() - started)
