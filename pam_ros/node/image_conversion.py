@@ -99,7 +99,7 @@ def image_msg_to_rgb(msg, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> n
 def _to_rgb(pixels: np.ndarray, encoding: str) -> np.ndarray:
     # pixels: (H, W, C) uint8 in `encoding` → (H, W, 3) RGB uint8, contiguous copy
     if encoding == "rgb8":
-        return np.ascontiguousarray(pixels)
+        return pixels.copy()  # owns its memory, writable, independent of the message
     if encoding == "rgba8":
         return np.ascontiguousarray(pixels[:, :, :3])
     if encoding in ("bgr8", "bgra8"):

@@ -12,10 +12,10 @@ import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point
-from pam_ros.msg import ObjectSemantics, TrackedObject, TrackedObjectArray
 from sensor_msgs.msg import RegionOfInterest
 from visualization_msgs.msg import Marker, MarkerArray
 
+from pam_ros.msg import ObjectSemantics, TrackedObject, TrackedObjectArray
 from pam_ros.node.image_conversion import mono8_image_msg
 from pam_ros.node.overlay import color_for
 from pam_ros.node.semantics_scheduler import ObjectSemanticsRecord

@@ -48,6 +48,12 @@ class ParameterSpec:
 
 
 PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
+    ParameterSpec(
+        "autostart",
+        True,
+        "configure and activate on start (false: wait for a lifecycle manager)",
+        read_only=True,
+    ),
     # --- models (read-only: they are loaded on configure) ---
     ParameterSpec(
         "tracker.model_size", "tiny", "SAM 2.1 variant", choices=MODEL_SIZES, read_only=True
@@ -62,17 +68,17 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "tracker.image_size",
         1024,
-        "SAM 2 input resolution in pixels (multiple of 16)",
-        minimum=128,
+        "SAM 2 input resolution in pixels (multiple of 32)",
+        minimum=64,
         maximum=2048,
         read_only=True,
     ),
     ParameterSpec(
         "tracker.num_maskmem",
         7,
-        "SAM 2 memory frames (prompt frame + recent frames)",
+        "SAM 2 memory frames (prompt frame + recent frames); official weights need 7",
         minimum=1,
-        maximum=16,
+        maximum=7,
         read_only=True,
     ),
     ParameterSpec(
@@ -81,6 +87,12 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         "SAM 2 object pointers kept in memory",
         minimum=1,
         maximum=64,
+        read_only=True,
+    ),
+    ParameterSpec(
+        "tracker.allow_download",
+        True,
+        "download a missing official SAM 2.1 checkpoint where a network exists",
         read_only=True,
     ),
     ParameterSpec(
@@ -226,11 +238,13 @@ SPECS_BY_NAME: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETER
 class NodeParameters:
     """Plain view of the node's parameters (field = ROS name with '.' → '_')."""
 
+    autostart: bool = True
     tracker_model_size: str = "tiny"
     tracker_checkpoint: str = ""
     tracker_image_size: int = 1024
     tracker_num_maskmem: int = 7
     tracker_max_obj_ptrs: int = 16
+    tracker_allow_download: bool = True
     tracker_random_weights: bool = False
     semantics_enabled: bool = True
     semantics_model_path: str = ""
@@ -301,8 +315,8 @@ def validate_parameter(name: str, value: Any) -> Any:
         raise ParameterValidationError(f"{name}={value} is above its maximum {spec.maximum}")
     if spec.choices is not None and value not in spec.choices:
         raise ParameterValidationError(f"{name}={value!r} is not one of {', '.join(spec.choices)}")
-    if name == "tracker.image_size" and value % 16:
-        raise ParameterValidationError(f"tracker.image_size={value} is not a multiple of 16")
+    if name == "tracker.image_size" and value % 32:
+        raise ParameterValidationError(f"tracker.image_size={value} is not a multiple of 32")
     if name == "semantic_kinds":
         unknown = [kind for kind in value if kind not in SEMANTIC_KINDS]
         if unknown:
