@@ -70,8 +70,9 @@ class DecoderTap:
 class MaskDecoderFeatureTap:
     """Forward hooks on a `MaskDecoder` that record a `DecoderTap` per decoder call.
 
-    Use: `tap.clear()`, run the model, then `tap.pop()` returns the taps of the decoder
-    calls since, oldest first. Hooks stay until `remove()`.
+    Use: `tap.start()`, run the model, then `tap.stop()` returns the taps of the decoder
+    calls in between, oldest first. Calls outside start/stop (e.g. another tracker sharing
+    the model) are not recorded. Hooks stay until `remove()`.
     """
 
     def __init__(
@@ -91,6 +92,7 @@ class MaskDecoderFeatureTap:
         self._first_mask_token = 2 if decoder.pred_obj_scores else 1  # after obj-score, iou
         self._pending: dict[str, torch.Tensor] = {}
         self._taps: list[DecoderTap] = []
+        self._recording = False
         self._handles = [
             decoder.transformer.register_forward_hook(self._on_transformer),
             decoder.iou_prediction_head.register_forward_hook(self._on_iou_head),
@@ -98,6 +100,8 @@ class MaskDecoderFeatureTap:
         ]
 
     def _on_transformer(self, module, args, output) -> None:
+        if not self._recording:
+            return
         hs, keys = output  # (B, T, C), (B, S*S, C)
         image_embeddings = args[0]  # (B, C, S, S)
         b, c, h, w = image_embeddings.shape
@@ -108,9 +112,13 @@ class MaskDecoderFeatureTap:
         }
 
     def _on_iou_head(self, module, args, output) -> None:
+        if not self._recording:
+            return
         self._pending["iou_predictions"] = output  # (B, 4)
 
     def _on_decoder(self, module, args, kwargs, output) -> None:
+        if not self._recording:
+            return
         multimask = kwargs.get("multimask_output", args[4] if len(args) > 4 else False)
         if multimask:
             raise RuntimeError("the feature tap expects single-mask decoding (PAM's setting)")
@@ -125,16 +133,15 @@ class MaskDecoderFeatureTap:
         self._taps.append(DecoderTap(self._pending["image_embedding"], tokens, selected))
         self._pending = {}
 
-    def clear(self) -> None:
-        self._pending = {}
-        self._taps = []
+    def start(self) -> None:
+        self._pending, self._taps, self._recording = {}, [], True
 
-    def pop(self) -> list[DecoderTap]:
-        taps, self._taps = self._taps, []
+    def stop(self) -> list[DecoderTap]:
+        taps, self._pending, self._taps, self._recording = self._taps, {}, [], False
         return taps
 
     def remove(self) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles = []
-        self.clear()
+        self.stop()

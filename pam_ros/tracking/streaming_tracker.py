@@ -246,6 +246,7 @@ class StreamingTracker:
         self._last_result = None
         self._next_frame_index = 0
         self._id_counter = itertools.count(1)
+        self._maskmem_pos_enc = None
 
     def latest_features(self, object_id: str) -> RegionFeatures:
         self._find(object_id)
@@ -308,21 +309,24 @@ class StreamingTracker:
         frame = self._frame
         batch = len(cohort.object_ids)
         vision_feats, vision_pos, feat_sizes = self._expanded_features(frame.backbone_out, batch)
-        self.feature_tap.clear()
-        out = self.model.track_step(
-            frame_idx=frame.index,
-            is_init_cond_frame=is_prompt_frame,
-            current_vision_feats=vision_feats,
-            current_vision_pos_embeds=vision_pos,
-            feat_sizes=feat_sizes,
-            point_inputs=point_inputs,
-            mask_inputs=None,
-            output_dict=cohort.memory,
-            num_frames=STREAM_NUM_FRAMES,
-            track_in_reverse=False,
-            run_mem_encoder=True,
-        )
-        (tap,) = self.feature_tap.pop()
+        self.feature_tap.start()
+        try:
+            out = self.model.track_step(
+                frame_idx=frame.index,
+                is_init_cond_frame=is_prompt_frame,
+                current_vision_feats=vision_feats,
+                current_vision_pos_embeds=vision_pos,
+                feat_sizes=feat_sizes,
+                point_inputs=point_inputs,
+                mask_inputs=None,
+                output_dict=cohort.memory,
+                num_frames=STREAM_NUM_FRAMES,
+                track_in_reverse=False,
+                run_mem_encoder=True,
+            )
+        finally:
+            taps = self.feature_tap.stop()
+        (tap,) = taps
         outputs = {
             # stored in bf16 like sam2's video predictor, which this tracker reproduces
             "maskmem_features": out["maskmem_features"].to(torch.bfloat16),
