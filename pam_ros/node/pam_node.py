@@ -34,6 +34,7 @@ Services: add_object (pam_ros/AddObject), remove_object (pam_ros/RemoveObject),
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import threading
 import time
@@ -242,7 +243,7 @@ class PamNode(LifecycleNode):
         config = TrackerConfig(
             model_size=params.tracker_model_size,
             image_size=params.tracker_image_size,
-            checkpoint=params.tracker_checkpoint or None,
+            checkpoint=os.path.expanduser(params.tracker_checkpoint) or None,
             device=self.device,
             dtype=params.dtype,
             num_maskmem=params.tracker_num_maskmem,
@@ -264,7 +265,10 @@ class PamNode(LifecycleNode):
                 "or set semantics.enabled:=false"
             )
         engine = SemanticEngine.from_pretrained(
-            params.semantics_model_path, device=self.device, dtype=params.dtype
+            os.path.expanduser(params.semantics_model_path),
+            device=self.device,
+            dtype=params.dtype,
+            compile=params.compile,
         )
         if engine.random_weights:
             self.get_logger().warning("the semantic engine has RANDOM weights: text is noise")

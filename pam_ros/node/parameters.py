@@ -56,7 +56,11 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ),
     # --- models (read-only: they are loaded on configure) ---
     ParameterSpec(
-        "tracker.model_size", "tiny", "SAM 2.1 variant", choices=MODEL_SIZES, read_only=True
+        "tracker.model_size",
+        "large",
+        "SAM 2.1 variant (PAM's perceiver was trained on SAM 2.1-large features at 1024 px)",
+        choices=MODEL_SIZES,
+        read_only=True,
     ),
     ParameterSpec(
         "tracker.checkpoint",
@@ -109,8 +113,9 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ),
     ParameterSpec(
         "semantics.model_path",
-        "",
-        "PAM checkpoint folder (e.g. PAM-1.5B); empty with semantics.enabled fails configure",
+        "Perceive-Anything/PAM-1.5B",
+        "PAM checkpoint folder, or a Hugging Face id downloaded on first use where a network "
+        "exists",
         read_only=True,
     ),
     ParameterSpec(
@@ -239,7 +244,7 @@ class NodeParameters:
     """Plain view of the node's parameters (field = ROS name with '.' → '_')."""
 
     autostart: bool = True
-    tracker_model_size: str = "tiny"
+    tracker_model_size: str = "large"
     tracker_checkpoint: str = ""
     tracker_image_size: int = 1024
     tracker_num_maskmem: int = 7
@@ -247,7 +252,7 @@ class NodeParameters:
     tracker_allow_download: bool = True
     tracker_random_weights: bool = False
     semantics_enabled: bool = True
-    semantics_model_path: str = ""
+    semantics_model_path: str = "Perceive-Anything/PAM-1.5B"
     device: str = "auto"
     dtype: str = "auto"
     compile: bool = False

@@ -442,7 +442,7 @@ class SemanticsScheduler:
             elif kind == "explain":
                 record.category = description.label or record.category
                 record.definition = description.definition or text
-                record.function = description.function
+                record.function = description.function or ""
             elif kind == "caption":
                 record.caption = text
             elif kind == "detailed_caption":

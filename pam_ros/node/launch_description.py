@@ -1,0 +1,180 @@
+"""What `launch/camera.launch.py` declares and how it turns arguments into nodes - without `launch`.
+
+`launch` / `launch_ros` are not installable from PyPI, so the launch file is kept to a loop over
+`LAUNCH_ARGUMENTS` and a call to `node_specs`; everything it decides (defaults, choices,
+remappings, parameter overrides, whether a video source runs) lives here and is unit tested.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pam_ros.node.parameters import DEVICES, DTYPES, MODEL_SIZES
+
+PACKAGE = "pam_ros"
+NODE_EXECUTABLE = "pam_node"
+VIDEO_SOURCE_EXECUTABLE = "video_source"  # pam_ros.demo.video_source:main
+TRUE_STRINGS = ("true", "1", "yes", "on")
+BOOL_CHOICES = ("true", "false")
+
+
+@dataclass(frozen=True)
+class LaunchArgument:
+    name: str
+    default: str
+    description: str
+    choices: tuple[str, ...] | None = None
+
+
+LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
+    LaunchArgument("namespace", "", "namespace of the pam_ros node (and of the video source)"),
+    LaunchArgument(
+        "camera_topic",
+        "/camera/image_raw",
+        "sensor_msgs/Image topic of the camera; with use_compressed the node "
+        "subscribes to <camera_topic>/compressed",
+    ),
+    LaunchArgument(
+        "use_compressed", "false", "subscribe to the CompressedImage topic", BOOL_CHOICES
+    ),
+    LaunchArgument("params_file", "", "parameters YAML (empty: the package's config/pam.yaml)"),
+    LaunchArgument(
+        "log_level", "info", "log level of the nodes", ("debug", "info", "warn", "error", "fatal")
+    ),
+    LaunchArgument(
+        "tracker_model", "", "SAM 2.1 variant (empty: from params_file)", ("", *MODEL_SIZES)
+    ),
+    LaunchArgument("tracker_checkpoint", "", "SAM 2.1 checkpoint .pt (empty: from params_file)"),
+    LaunchArgument("semantics_model", "", "PAM checkpoint folder (empty: from params_file)"),
+    LaunchArgument("device", "", "torch device (empty: from params_file)", ("", *DEVICES)),
+    LaunchArgument("dtype", "", "model dtype (empty: from params_file)", ("", *DTYPES)),
+    LaunchArgument(
+        "video_source",
+        "",
+        "a video file, image folder or 'generated' to publish instead of a camera "
+        "(empty: use camera_topic)",
+    ),
+    LaunchArgument("video_rate_hz", "15.0", "frame rate of the video source"),
+    LaunchArgument("video_loop", "true", "restart the video at its end", BOOL_CHOICES),
+    LaunchArgument("use_sim_time", "false", "use /clock", BOOL_CHOICES),
+)
+ARGUMENTS_BY_NAME = {argument.name: argument for argument in LAUNCH_ARGUMENTS}
+
+
+class LaunchArgumentError(ValueError):
+    """An unknown launch argument or a value outside its choices."""
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """Everything launch_ros.actions.Node needs."""
+
+    package: str
+    executable: str
+    name: str
+    namespace: str
+    parameters: list = field(default_factory=list)  # YAML paths and dicts, in order
+    remappings: list[tuple[str, str]] = field(default_factory=list)
+    arguments: list[str] = field(default_factory=list)
+
+
+def _is_true(value: str) -> bool:
+    return value.strip().lower() in TRUE_STRINGS
+
+
+def _positive_float(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise LaunchArgumentError(f"{name}:={value!r} is not a number") from None
+    if not number > 0:
+        raise LaunchArgumentError(f"{name}:={value!r} must be > 0")
+    return number
+
+
+def resolve_arguments(given: dict[str, str]) -> dict[str, str]:
+    """Defaults filled in, unknown names and values outside choices rejected."""
+    unknown = sorted(set(given) - set(ARGUMENTS_BY_NAME))
+    if unknown:
+        raise LaunchArgumentError(f"unknown launch argument(s) {unknown}")
+    values = {argument.name: argument.default for argument in LAUNCH_ARGUMENTS}
+    values.update(given)
+    for name, value in values.items():
+        choices = ARGUMENTS_BY_NAME[name].choices
+        if choices is not None and value not in choices:
+            raise LaunchArgumentError(
+                f"{name}:={value!r} is not one of {[c for c in choices if c]}"
+            )
+    return values
+
+
+def parameter_overrides(values: dict[str, str]) -> dict[str, object]:
+    """Node parameters set by launch arguments (applied after the params file)."""
+    overrides: dict[str, object] = {"use_compressed": _is_true(values["use_compressed"])}
+    for argument, parameter in (
+        ("tracker_model", "tracker.model_size"),
+        ("tracker_checkpoint", "tracker.checkpoint"),
+        ("semantics_model", "semantics.model_path"),
+        ("device", "device"),
+        ("dtype", "dtype"),
+    ):
+        if values[argument]:
+            overrides[parameter] = values[argument]
+    if _is_true(values["use_sim_time"]):
+        overrides["use_sim_time"] = True
+    return overrides
+
+
+def image_remappings(values: dict[str, str]) -> list[tuple[str, str]]:
+    """The node subscribes to relative `image` / `image/compressed`: point them at the camera.
+
+    With a video source, the source publishes on the node's own (relative) `image`, so no
+    remapping is needed.
+    """
+    if values["video_source"]:
+        return []
+    camera = values["camera_topic"].rstrip("/")
+    if not camera:
+        raise LaunchArgumentError("camera_topic is empty")
+    return [("image", camera), ("image/compressed", f"{camera}/compressed")]
+
+
+def node_specs(given: dict[str, str], default_params_file: str | Path) -> list[NodeSpec]:
+    """The nodes camera.launch.py starts for the launch arguments `given`."""
+    values = resolve_arguments(given)
+    params_file = values["params_file"] or str(default_params_file)
+    log_arguments = ["--ros-args", "--log-level", values["log_level"]]
+    specs = [
+        NodeSpec(
+            package=PACKAGE,
+            executable=NODE_EXECUTABLE,
+            name="pam_ros",
+            namespace=values["namespace"],
+            parameters=[params_file, parameter_overrides(values)],
+            remappings=image_remappings(values),
+            arguments=log_arguments,
+        )
+    ]
+    if values["video_source"]:
+        if _is_true(values["use_compressed"]):
+            raise LaunchArgumentError(
+                "the video source publishes raw images: use_compressed:=false"
+            )
+        specs.append(
+            NodeSpec(
+                package=PACKAGE,
+                executable=VIDEO_SOURCE_EXECUTABLE,
+                name="video_source",
+                namespace=values["namespace"],
+                parameters=[
+                    {
+                        "source": values["video_source"],
+                        "rate_hz": _positive_float("video_rate_hz", values["video_rate_hz"]),
+                        "loop": _is_true(values["video_loop"]),
+                    }
+                ],
+                arguments=log_arguments,
+            )
+        )
+    return specs
