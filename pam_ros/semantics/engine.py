@@ -1,0 +1,518 @@
+"""SemanticEngine: the tracker's region features in, PAM's text out.
+
+The describe path starts from features the tracker already computed (SAM 2 mask-decoder taps,
+`pam_ros.features.RegionFeatures`); it never runs a SAM 2 image encoder. Per request:
+
+  features -> perceiver -> re-pack -> projectors -> visual block (1,042 / 5,168 vectors)
+  ChatML prompt split at <image> -> token embeddings | visual block | token embeddings
+  -> Qwen2ForCausalLM.generate(inputs_embeds=...) (greedy, KV cache) -> text
+
+Several requests go through one `generate` call: their embeddings are left-padded with an
+attention mask (transformers derives the position ids from the mask), so a batched answer is
+the one-by-one answer.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from transformers import (
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+    TextIteratorStreamer,
+)
+
+from pam_ros.features import RegionFeatures
+
+from .checkpoint import LoadReport, load_pam_checkpoint, resolve_checkpoint_dir
+from .config import PamConfig
+from .errors import (
+    EngineReleasedError,
+    InvalidFeaturesError,
+    InvalidRequestError,
+    NotEnoughFramesError,
+    SemanticsError,
+    UnknownKindError,
+)
+from .modeling_pam import PamForCausalLM
+from .parsing import parse_explain, parse_label
+from .prompts import IMAGE_KINDS, KINDS, LANGUAGES, VIDEO_KINDS, chat_prompt, split_at_image
+
+VIDEO_FRAMES = 16  # frames a video caption reads (spec 5)
+
+# Per-kind answer limits. The notebooks use 512 for everything; a category is a few words.
+DEFAULT_MAX_NEW_TOKENS: dict[str, int] = {
+    "category": 24,
+    "explain": 128,
+    "caption": 64,
+    "detailed_caption": 384,
+    "video_caption": 192,
+}
+
+
+@dataclass
+class DescribeRequest:
+    """One object to describe.
+
+    features: 1 RegionFeatures for image kinds; for "video_caption" the object's recent frames,
+        oldest first (16 are used: frame 0 + linspace over the rest, spec 5).
+    history: the previous segment's caption for streaming video captions (None: "None").
+    allow_short: a video caption with fewer than 16 frames repeats frames (same sampling
+        rule, so the block keeps its 5,168-vector layout) instead of raising.
+    """
+
+    kind: str
+    features: Sequence[RegionFeatures]
+    language: str = "en"
+    history: str | None = None
+    max_new_tokens: int | None = None
+    allow_short: bool = False
+
+
+@dataclass(frozen=True)
+class Description:
+    """One answer. `label`/`definition`/`function` are parsed loosely; `text` is the raw answer."""
+
+    kind: str
+    text: str
+    label: str | None
+    definition: str | None
+    function: str | None
+    num_tokens: int
+    latency_s: float
+    time_to_first_token_s: float
+    model_name: str
+    random_weights: bool
+    token_ids: tuple[int, ...] = ()
+    language: str = "en"
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How answers are decoded. Greedy by default: the same features give the same text.
+
+    repetition_penalty: 1.0 is pure argmax. The official path applies the checkpoint's
+        generation_config penalty (1.05) to the generated tokens only (spec 6);
+        `SemanticEngine.from_pretrained(decoding="official")` sets it so.
+    ignore_eos: generate exactly the token limit (benchmarks only).
+    """
+
+    max_new_tokens: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_NEW_TOKENS))
+    repetition_penalty: float = 1.0
+    max_batch_size: int = 8
+    ignore_eos: bool = False
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A validated request: the frames that go to the perceiver and the prompt to use."""
+
+    index: int
+    kind: str
+    language: str
+    history: str | None
+    max_new_tokens: int
+    frames: tuple[RegionFeatures, ...]
+    grid_size: int
+
+    @property
+    def group_key(self) -> tuple[bool, int, int]:
+        return (self.kind in VIDEO_KINDS, self.grid_size, self.max_new_tokens)
+
+
+class _FirstLogitsClock(LogitsProcessor):
+    """Records when the first logits exist (prefill done); passes scores through unchanged."""
+
+    def __init__(self) -> None:
+        self.time: float | None = None
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        if self.time is None:
+            self.time = time.perf_counter()
+        return scores
+
+
+def select_video_frames(num_frames: int, num_selected: int = VIDEO_FRAMES) -> list[int]:
+    """Frame 0 plus linspace(1, N-1, 15) truncated to int (spec 5). N < 16 repeats frames."""
+    if num_frames < 1:
+        raise ValueError("no frames")
+    if num_frames == 1:
+        return [0] * num_selected
+    rest = np.linspace(1, num_frames - 1, num_selected - 1).astype(int).tolist()
+    return [0, *rest]
+
+
+def _resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in names:
+        raise InvalidRequestError(f"dtype must be 'auto' or one of {sorted(names)}, got {dtype!r}")
+    return names[dtype]
+
+
+class SemanticEngine:
+    """PAM's perceiver + Qwen2 LLM over tracker features. Thread-safe; one model per engine."""
+
+    def __init__(
+        self,
+        model: PamForCausalLM,
+        tokenizer,
+        config: PamConfig,
+        device: torch.device,
+        dtype: torch.dtype,
+        model_name: str,
+        generation: GenerationSettings | None = None,
+        load_report: LoadReport | None = None,
+    ) -> None:
+        self.model: PamForCausalLM | None = model
+        self.tokenizer = tokenizer
+        self.config = config
+        self.device = device
+        self.dtype = dtype
+        self.model_name = model_name
+        self.random_weights = config.random_weights
+        self.generation = generation or GenerationSettings()
+        self.load_report = load_report
+        self._lock = threading.Lock()
+        stop = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
+        self.stop_token_ids = [i for i in stop if isinstance(i, int) and i >= 0]
+        if not self.stop_token_ids:
+            raise SemanticsError("the tokenizer has neither <|im_end|> nor <|endoftext|>")
+        self.pad_token_id = self.stop_token_ids[-1]
+        self._prompt_ids = lru_cache(maxsize=256)(self._tokenize_prompt)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        device: str | torch.device = "cpu",
+        dtype: str | torch.dtype = "auto",
+        decoding: str = "greedy",
+        generation: GenerationSettings | None = None,
+        attn_implementation: str = "sdpa",
+        compile: bool = False,
+    ) -> SemanticEngine:
+        """Load a PAM checkpoint folder (or hub id). dtype "auto": bf16 on CUDA, fp32 on CPU.
+
+        decoding: "greedy" (pure argmax) or "official" (greedy + the checkpoint's repetition
+        penalty over generated tokens, reproducing the official output token for token).
+        """
+        device = torch.device(device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise InvalidRequestError("device 'cuda' requested but CUDA is not available")
+        if decoding not in ("greedy", "official"):
+            raise InvalidRequestError(f"decoding must be 'greedy' or 'official', got {decoding!r}")
+        torch_dtype = _resolve_dtype(dtype, device)
+        folder = resolve_checkpoint_dir(name_or_path)
+        model, tokenizer, config, report = load_pam_checkpoint(
+            folder, device, torch_dtype, attn_implementation=attn_implementation
+        )
+        generation = generation or GenerationSettings()
+        if decoding == "official":
+            generation = replace(generation, repetition_penalty=_checkpoint_penalty(folder))
+        if compile:
+            resampler = model.visual.vision_resampler
+            resampler.forward = torch.compile(resampler.forward, dynamic=False)
+        return cls(model, tokenizer, config, device, torch_dtype, folder.name, generation, report)
+
+    # ------------------------------------------------------------------ public API
+    def describe(self, requests: Sequence[DescribeRequest]) -> list[Description]:
+        """Answer every request; requests of the same shape share one `generate` call."""
+        self._check_alive()
+        prepared = [self._prepare(i, r) for i, r in enumerate(requests)]
+        results: list[Description | None] = [None] * len(prepared)
+        groups: dict[tuple, list[_Prepared]] = {}
+        for p in prepared:
+            groups.setdefault(p.group_key, []).append(p)
+        step = max(1, self.generation.max_batch_size)
+        for members in groups.values():
+            for start in range(0, len(members), step):
+                batch = members[start : start + step]
+                for p, desc in zip(batch, self._run_batch(batch), strict=True):
+                    results[p.index] = desc
+        return [r for r in results if r is not None]
+
+    def stream(self, request: DescribeRequest) -> Iterator[str]:
+        """Successive pieces of one answer as they are decoded (''.join gives the text).
+
+        The request is checked now (errors raise here); generation runs in a worker thread.
+        """
+        self._check_alive()
+        prepared = self._prepare(0, request)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=False, skip_special_tokens=True)
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                with self._lock, torch.inference_mode():
+                    embeds, mask = self._batch_inputs([prepared])
+                    self._generate(embeds, mask, prepared.max_new_tokens, streamer=streamer)
+            except BaseException as exc:  # surfaced in the consumer's thread
+                failure.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=work, name="pam-stream", daemon=True)
+        thread.start()
+
+        def pieces() -> Iterator[str]:
+            for piece in streamer:
+                if piece:
+                    yield piece
+            thread.join()
+            if failure:
+                raise failure[0]
+
+        return pieces()
+
+    def visual_block(self, request: DescribeRequest) -> Tensor:
+        """The vectors spliced at <image> for one request: (1,042, H) or (5,168, H) at S = 64."""
+        self._check_alive()
+        prepared = self._prepare(0, request)
+        with self._lock, torch.inference_mode():
+            return self._visual_blocks([prepared])[0]
+
+    def release(self) -> None:
+        """Drop the model and free device memory. Further calls raise EngineReleasedError."""
+        with self._lock:
+            self.model = None
+            self.tokenizer = None
+            self._prompt_ids.cache_clear()
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    @property
+    def hidden_size(self) -> int:
+        return self.config.hidden_size
+
+    # ------------------------------------------------------------------ validation
+    def _check_alive(self) -> None:
+        if self.model is None:
+            raise EngineReleasedError("the semantic engine was released; build a new one")
+
+    def _prepare(self, index: int, request: DescribeRequest) -> _Prepared:
+        where = f"request {index}"
+        if not isinstance(request, DescribeRequest):
+            raise InvalidRequestError(f"{where}: expected a DescribeRequest, got {type(request)}")
+        kind = request.kind
+        if kind not in KINDS:
+            raise UnknownKindError(f"{where}: unknown kind {kind!r}; expected one of {KINDS}")
+        if request.language not in LANGUAGES:
+            raise InvalidRequestError(
+                f"{where}: language must be one of {LANGUAGES}, got {request.language!r}"
+            )
+        if request.history is not None:
+            if kind not in VIDEO_KINDS:
+                raise InvalidRequestError(f"{where}: history applies to video_caption only")
+            if not isinstance(request.history, str):
+                raise InvalidRequestError(f"{where}: history must be a str or None")
+        limit = request.max_new_tokens
+        if limit is None:
+            limit = self.generation.max_new_tokens.get(kind, DEFAULT_MAX_NEW_TOKENS[kind])
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidRequestError(
+                f"{where}: max_new_tokens must be a positive int, got {limit!r}"
+            )
+
+        features = list(request.features) if isinstance(request.features, Sequence) else None
+        if not features:
+            raise InvalidFeaturesError(
+                f"{where}: features must be a non-empty list of RegionFeatures"
+            )
+        for i, f in enumerate(features):
+            if not isinstance(f, RegionFeatures):
+                raise InvalidFeaturesError(
+                    f"{where}: features[{i}] is {type(f)}, not RegionFeatures"
+                )
+        if kind in IMAGE_KINDS:
+            if len(features) != 1:
+                raise InvalidFeaturesError(
+                    f"{where}: {kind} reads one frame of features, got {len(features)}"
+                )
+            frames = features
+        else:
+            n = len(features)
+            if n < VIDEO_FRAMES and not request.allow_short:
+                raise NotEnoughFramesError(
+                    f"{where}: video_caption needs {VIDEO_FRAMES} frames of features, got {n} "
+                    f"({VIDEO_FRAMES - n} missing); wait for more tracked frames or set "
+                    "allow_short=True to repeat frames"
+                )
+            frames = [features[i] for i in select_video_frames(n)]
+        grid = self._check_shapes(where, frames)
+        return _Prepared(index, kind, request.language, request.history, limit, tuple(frames), grid)
+
+    def _check_shapes(self, where: str, frames: list[RegionFeatures]) -> int:
+        dim = self.config.perceiver.embedding_dim
+        num_tokens = self.config.perceiver.num_mask_tokens
+        grid = frames[0].image_embedding.shape[-1]
+        for i, f in enumerate(frames):
+            emb, tok = f.image_embedding, f.mask_tokens
+            if emb.dim() != 3 or emb.shape[0] != dim or emb.shape[1] != emb.shape[2]:
+                raise InvalidFeaturesError(
+                    f"{where}: image_embedding must be ({dim}, S, S), got {tuple(emb.shape)}"
+                )
+            if emb.shape[-1] != grid:
+                raise InvalidFeaturesError(
+                    f"{where}: frames have different grids ({grid} and {emb.shape[-1]})"
+                )
+            if grid < 4 or grid % 4:
+                raise InvalidFeaturesError(
+                    f"{where}: grid size {grid} must be a multiple of 4 (image_size / 16)"
+                )
+            if tuple(tok.shape) != (num_tokens, dim):
+                raise InvalidFeaturesError(
+                    f"{where}: mask_tokens must be ({num_tokens}, {dim}), got {tuple(tok.shape)}"
+                )
+            for name, t in (("image_embedding", emb), ("mask_tokens", tok)):
+                if not t.is_floating_point():
+                    raise InvalidFeaturesError(
+                        f"{where}: {name} must be floating point, got {t.dtype}"
+                    )
+                if not bool(torch.isfinite(t).all()):
+                    raise InvalidFeaturesError(
+                        f"{where}: {name} of frame {i} has NaN or inf values"
+                    )
+        return int(grid)
+
+    # ------------------------------------------------------------------ model work
+    def _tokenize_prompt(self, kind: str, language: str, history: str | None) -> tuple[list, list]:
+        before, after = split_at_image(chat_prompt(kind, language, history))
+        encode = self.tokenizer
+        ids_before = encode(before, add_special_tokens=False)["input_ids"]
+        ids_after = encode(after, add_special_tokens=False)["input_ids"]
+        return ids_before, ids_after
+
+    def _visual_blocks(self, batch: list[_Prepared]) -> Tensor:
+        """(B, L, H) visual blocks of same-shape requests."""
+        visual = self.model.visual
+        emb = torch.stack([torch.stack([f.image_embedding for f in p.frames]) for p in batch]).to(
+            self.device, self.dtype
+        )  # (B, T, 256, S, S)
+        tok = torch.stack([torch.stack([f.mask_tokens for f in p.frames]) for p in batch]).to(
+            self.device, self.dtype
+        )  # (B, T, 2, 256)
+        if batch[0].kind in VIDEO_KINDS:
+            return visual.video_block(emb, tok)
+        return visual.image_block(emb[:, 0], tok[:, 0])
+
+    def _batch_inputs(self, batch: list[_Prepared]) -> tuple[Tensor, Tensor]:
+        """Left-padded inputs_embeds (B, L, H) and attention mask (B, L)."""
+        blocks = self._visual_blocks(batch)
+        sequences = []
+        for p, block in zip(batch, blocks, strict=True):
+            ids_before, ids_after = self._prompt_ids(p.kind, p.language, p.history)
+            ids = torch.tensor(ids_before + ids_after, device=self.device)
+            text = self.model.embed_text(ids)  # (N, H)
+            sequences.append(torch.cat([text[: len(ids_before)], block, text[len(ids_before) :]]))
+        longest = max(s.shape[0] for s in sequences)
+        limit = self.config.text_config.max_position_embeddings
+        if longest + batch[0].max_new_tokens > limit:
+            raise InvalidRequestError(
+                f"prompt of {longest} vectors + {batch[0].max_new_tokens} new tokens exceeds the "
+                f"model's {limit} positions"
+            )
+        hidden = sequences[0].shape[-1]
+        embeds = sequences[0].new_zeros(len(sequences), longest, hidden)
+        mask = torch.zeros(len(sequences), longest, dtype=torch.long, device=self.device)
+        for row, seq in enumerate(sequences):
+            embeds[row, longest - seq.shape[0] :] = seq
+            mask[row, longest - seq.shape[0] :] = 1
+        return embeds, mask
+
+    def _generate(
+        self,
+        embeds: Tensor,
+        mask: Tensor,
+        max_new_tokens: int,
+        streamer=None,
+        clock: _FirstLogitsClock | None = None,
+    ) -> Tensor:
+        settings = self.generation
+        config = GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=max_new_tokens if settings.ignore_eos else 0,
+            do_sample=False,
+            num_beams=1,
+            repetition_penalty=settings.repetition_penalty,
+            eos_token_id=self.stop_token_ids,
+            pad_token_id=self.pad_token_id,
+            use_cache=True,
+        )
+        processors = LogitsProcessorList([clock] if clock is not None else [])
+        return self.model.language_model.generate(
+            inputs_embeds=embeds,
+            attention_mask=mask,
+            generation_config=config,
+            logits_processor=processors,
+            streamer=streamer,
+        )  # (B, new tokens): with inputs_embeds only, generate returns the new ids
+
+    def _run_batch(self, batch: list[_Prepared]) -> list[Description]:
+        with self._lock, torch.inference_mode():
+            start = time.perf_counter()
+            embeds, mask = self._batch_inputs(batch)
+            clock = _FirstLogitsClock()
+            out = self._generate(embeds, mask, batch[0].max_new_tokens, clock=clock)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            latency = time.perf_counter() - start
+        ttft = (clock.time - start) if clock.time is not None else latency
+        descriptions = []
+        for p, row in zip(batch, out.tolist(), strict=True):
+            ids = []
+            for token in row:
+                if token in self.stop_token_ids:
+                    break
+                ids.append(token)
+            text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+            descriptions.append(self._describe_text(p, text, ids, latency, ttft))
+        return descriptions
+
+    def _describe_text(
+        self, p: _Prepared, text: str, ids: list[int], latency: float, ttft: float
+    ) -> Description:
+        label = definition = function = None
+        if p.kind == "category":
+            label = parse_label(text)
+        elif p.kind == "explain":
+            parsed = parse_explain(text)
+            label, definition, function = parsed.label, parsed.definition, parsed.function
+        return Description(
+            kind=p.kind,
+            text=text,
+            label=label,
+            definition=definition,
+            function=function,
+            num_tokens=len(ids),
+            latency_s=latency,
+            time_to_first_token_s=ttft,
+            model_name=self.model_name,
+            random_weights=self.random_weights,
+            token_ids=tuple(ids),
+            language=p.language,
+        )
+
+
+def _checkpoint_penalty(folder: Path) -> float:
+    """The repetition penalty of the checkpoint's generation_config.json (Qwen default 1.05)."""
+    path = folder / "generation_config.json"
+    try:
+        return float(json.loads(path.read_text()).get("repetition_penalty", 1.05))
+    except (OSError, ValueError):
+        return 1.05
