@@ -1,0 +1,230 @@
+"""Overlay drawing, output message building and the latest-frame slot."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from pam_ros.msg import TrackedObject
+from std_msgs.msg import Header
+from visualization_msgs.msg import Marker
+
+from pam_ros.node.latest_frame import LatestFrameSlot
+from pam_ros.node.message_builders import (
+    NodeHealth,
+    diagnostics_msg,
+    marker_array,
+    stamp_from_ns,
+    stamp_to_ns,
+    tracked_object_array,
+)
+from pam_ros.node.overlay import OverlayObject, color_for, draw_overlay
+from pam_ros.node.semantics_scheduler import ObjectSemanticsRecord
+from pam_ros.tracking import FrameResult, ObjectResult
+
+
+def _object(oid: str, x0: int, y0: int, x1: int, y1: int, present=True) -> ObjectResult:
+    mask = np.zeros((48, 64), dtype=bool)
+    mask[y0:y1, x0:x1] = True
+    return ObjectResult(oid, mask, 2.5 if present else -3.0, present, (x0, y0, x1, y1))
+
+
+def _frame_result() -> FrameResult:
+    empty = ObjectResult("gone", np.zeros((48, 64), dtype=bool), -5.0, False, None)
+    return FrameResult(
+        7, {"1": _object("1", 4, 6, 20, 30), "2": _object("2", 30, 10, 60, 40), "gone": empty}
+    )
+
+
+def _header() -> Header:
+    header = Header(frame_id="camera_optical")
+    header.stamp.sec, header.stamp.nanosec = 12, 345
+    return header
+
+
+# ---- overlay -----------------------------------------------------------------------------
+
+
+def test_overlay_tints_masks_and_leaves_background_alone():
+    frame = np.full((48, 64, 3), 100, dtype=np.uint8)
+    result = _frame_result()
+    objects = [
+        OverlayObject(o.object_id, o.mask, o.box, o.present, "mug") for o in result.objects.values()
+    ]
+    canvas = draw_overlay(frame, objects, alpha=0.5)
+    assert canvas.shape == frame.shape and canvas.dtype == np.uint8
+    assert (frame == 100).all()  # input untouched
+    inner = canvas[22, 12]  # inside object 1, away from its outline and its label
+    expected = (np.full(3, 100.0) * 0.5 + np.array(color_for("1")) * 0.5).astype(np.uint8)
+    np.testing.assert_array_equal(inner, expected)
+    assert (canvas[45, 25] == 100).all()  # background below both objects
+    changed = (canvas != 100).any(axis=2)
+    assert changed[objects[0].mask].all() and not changed[42:].any()
+
+
+def test_overlay_rejects_mismatched_masks():
+    frame = np.zeros((48, 64, 3), dtype=np.uint8)
+    wrong = OverlayObject("1", np.zeros((10, 10), dtype=bool), None, True)
+    with pytest.raises(ValueError, match="mask of '1'"):
+        draw_overlay(frame, [wrong])
+    with pytest.raises(ValueError, match="uint8"):
+        draw_overlay(frame.astype(np.float32), [])
+
+
+def test_colours_are_stable_per_id():
+    assert color_for("1") == color_for("1")
+    assert len({color_for(str(i)) for i in range(12)}) > 4
+
+
+# ---- messages ----------------------------------------------------------------------------
+
+
+def test_tracked_object_array_full_frame_masks_on_the_source_header():
+    semantics = {
+        "1": ObjectSemanticsRecord(
+            stamp_ns=12_000_000_345,
+            category="mug",
+            definition="a cup",
+            function="drinking",
+            model="PAM-tiny",
+            random_weights=True,
+        )
+    }
+    msg = tracked_object_array(
+        _header(), _frame_result(), (64, 48), {"1": "my mug"}, semantics, "full_frame", 0.25
+    )
+    assert msg.header.frame_id == "camera_optical" and msg.header.stamp.sec == 12
+    assert (msg.image_width, msg.image_height, msg.frame_index) == (64, 48, 7)
+    assert msg.tracking_latency == pytest.approx(0.25)
+    first, second, gone = msg.objects
+    assert (first.id, first.name, first.present) == ("1", "my mug", True)
+    assert first.score == pytest.approx(2.5)
+    assert (first.box.x_offset, first.box.y_offset, first.box.width, first.box.height) == (
+        4,
+        6,
+        16,
+        24,
+    )
+    assert first.mask_layout == TrackedObject.MASK_FULL_FRAME
+    assert (first.mask.width, first.mask.height, first.mask.encoding) == (64, 48, "mono8")
+    mask = np.frombuffer(bytes(first.mask.data), np.uint8).reshape(48, 64)
+    np.testing.assert_array_equal(mask == 255, _frame_result().objects["1"].mask)
+    assert first.mask_area == 16 * 24
+    assert first.semantics.category == "mug" and first.semantics.random_weights
+    assert stamp_to_ns(first.semantics.stamp) == 12_000_000_345
+    assert second.semantics.category == "" and second.name == ""
+    assert gone.mask_area == 0 and not gone.present
+
+
+def test_cropped_and_no_masks():
+    msg = tracked_object_array(_header(), _frame_result(), (64, 48), {}, {}, "cropped", 0.0)
+    first, _, gone = msg.objects
+    assert first.mask_layout == TrackedObject.MASK_CROPPED
+    assert (first.mask.width, first.mask.height) == (16, 24)
+    assert set(bytes(first.mask.data)) == {255}
+    assert gone.mask_layout == TrackedObject.MASK_NONE  # empty mask: nothing to crop
+    msg = tracked_object_array(_header(), _frame_result(), (64, 48), {}, {}, "none", 0.0)
+    assert all(o.mask_layout == TrackedObject.MASK_NONE and not o.mask.data for o in msg.objects)
+    assert msg.objects[0].mask_area == 16 * 24
+    with pytest.raises(ValueError, match="polygon"):
+        tracked_object_array(_header(), _frame_result(), (64, 48), {}, {}, "polygon", 0.0)
+
+
+def test_markers_label_and_box_present_objects():
+    semantics = {"2": ObjectSemanticsRecord(category="chair")}
+    markers = marker_array(_header(), _frame_result(), semantics, "map", 0.01).markers
+    assert markers[0].action == Marker.DELETEALL
+    boxes = [m for m in markers if m.type == Marker.LINE_STRIP]
+    labels = [m for m in markers if m.type == Marker.TEXT_VIEW_FACING]
+    assert len(boxes) == len(labels) == 2  # the absent object gets no markers
+    assert [m.text for m in labels] == ["1", "2: chair"]
+    assert all(m.header.frame_id == "map" for m in boxes + labels)
+    corners = [(p.x, p.y) for p in boxes[0].points]
+    assert corners[0] == corners[-1] == pytest.approx((0.04, 0.06))
+    assert corners[2] == pytest.approx((0.20, 0.30))
+    same_frame = marker_array(_header(), _frame_result(), {}, "", 0.01).markers
+    assert same_frame[1].header.frame_id == "camera_optical"
+
+
+def test_diagnostics_report_health_levels():
+    health = NodeHealth("active", 4.5, 0.21, 100, 40, 0, 0, 2, 1, 3, 0, 0.0)
+    status = diagnostics_msg(stamp_from_ns(5), "pam_ros", health).status[0]
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.level == status.OK
+    assert values["frame_rate_hz"] == "4.50" and values["frames_dropped"] == "40"
+    assert values["semantic_queue_depth"] == "1" and values["gpu_memory_mb"] == "0.0"
+    bad = NodeHealth("active", 1, 0.1, 1, 0, 3, 0, 0, 0, 0, 0, 0.0, "unsupported encoding 'x'")
+    status = diagnostics_msg(stamp_from_ns(5), "pam_ros", bad).status[0]
+    assert status.level == status.WARN and "unsupported" in status.message
+    idle = NodeHealth("unconfigured", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.0)
+    assert diagnostics_msg(stamp_from_ns(5), "pam_ros", idle).status[0].level == status.STALE
+
+
+def test_stamp_conversion_round_trips():
+    assert stamp_to_ns(stamp_from_ns(1_700_000_000_123_456_789)) == 1_700_000_000_123_456_789
+
+
+# ---- latest-frame slot -------------------------------------------------------------------
+
+
+def test_slot_keeps_only_the_newest_and_counts_drops():
+    slot = LatestFrameSlot()
+    assert slot.take(timeout=0.01) is None
+    assert not slot.put(1) and slot.put(2) and slot.put(3)
+    assert slot.take(timeout=0) == 3
+    assert slot.take(timeout=0.01) is None
+    counters = slot.counters
+    assert (counters.received, counters.taken, counters.dropped) == (3, 1, 2)
+
+
+def test_slot_wakes_a_waiting_taker_and_close_releases_it():
+    slot = LatestFrameSlot()
+    got = []
+    taker = threading.Thread(target=lambda: got.append(slot.take(timeout=10)))
+    taker.start()
+    slot.put("frame")
+    taker.join(5)
+    assert got == ["frame"]
+    taker = threading.Thread(target=lambda: got.append(slot.take(timeout=10)))
+    taker.start()
+    slot.close()
+    taker.join(5)
+    assert not taker.is_alive() and got == ["frame", None]
+    slot.reopen()
+    slot.put("next")
+    slot.clear()
+    assert slot.take(timeout=0) is None and slot.counters.dropped == 0
+
+
+@dataclass
+class _Producer:
+    slot: LatestFrameSlot
+    count: int
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def run(self):
+        for i in range(self.count):
+            self.slot.put(i)
+        self.done.set()
+
+
+def test_slot_under_concurrency_loses_nothing_but_stale_frames():
+    slot = LatestFrameSlot()
+    producer = _Producer(slot, 20000)
+    thread = threading.Thread(target=producer.run)
+    thread.start()
+    seen = []
+    while not (
+        producer.done.is_set()
+        and slot.counters.received == slot.counters.taken + slot.counters.dropped
+    ):
+        item = slot.take(timeout=0.01)
+        if item is not None:
+            seen.append(item)
+    thread.join()
+    counters = slot.counters
+    assert counters.received == 20000 and counters.taken == len(seen)
+    assert counters.taken + counters.dropped == 20000
+    assert seen == sorted(seen) and seen[-1] == 19999
