@@ -268,6 +268,17 @@ class StreamingTracker:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
+    def memory_summary(self, object_id: str) -> dict[str, list[int]]:
+        """Which frames the object's memory holds: the prompt frame(s), the frames whose
+        memory features are kept and the frames whose object pointers are kept."""
+        cohort, _ = self._find(object_id)
+        frames = cohort.memory["non_cond_frame_outputs"]
+        return {
+            "prompt_frames": sorted(cohort.memory["cond_frame_outputs"]),
+            "memory_frames": sorted(t for t, out in frames.items() if "maskmem_features" in out),
+            "pointer_frames": sorted(t for t, out in frames.items() if "obj_ptr" in out),
+        }
+
     def held_tensors(self) -> list[torch.Tensor]:
         """Every tensor the tracker holds between frames (for memory accounting)."""
         found: list[torch.Tensor] = []
