@@ -374,3 +374,63 @@ def test_mask_change():
     assert mask_change(_mask(0), _mask(40)) == 1.0
     assert mask_change(np.zeros((3, 3), bool), np.zeros((3, 3), bool)) == 0.0
     assert mask_change(_mask(0), _mask(10)) == pytest.approx(1 - 10 / 30)
+
+
+# ---- the real tiny models ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_models(tmp_path_factory):
+    from pam_ros.semantics import SemanticEngine
+    from pam_ros.semantics.random_checkpoint import write_random_checkpoint as write_pam
+    from pam_ros.tracking import StreamingTracker, TrackerConfig
+    from pam_ros.tracking.random_weights import write_random_checkpoint as write_sam
+
+    folder = tmp_path_factory.mktemp("models")
+    config = TrackerConfig(model_size="tiny", image_size=256)
+    sam = write_sam(config, folder / "sam2.1_tiny_random.pt")
+    pam = write_pam(folder / "pam_tiny", size="tiny", seed=0)
+    tracker = StreamingTracker.from_config(
+        TrackerConfig(model_size="tiny", image_size=256, checkpoint=sam)
+    )
+    engine = SemanticEngine.from_pretrained(pam)
+    yield tracker, engine
+    tracker.release()
+    engine.release()
+
+
+def test_real_engine_describes_tracked_objects_and_streams_video_captions(real_models):
+    import cv2
+    from conftest import davis_frames
+
+    tracker, engine = real_models
+    tracker.reset()
+    scheduler = SemanticsScheduler(
+        engine, SchedulerConfig(video_segment_frames=16, kinds=("category", "explain"))
+    )
+    object_id = None
+    for index, path in enumerate(davis_frames("car-shadow")[:17]):
+        frame = np.ascontiguousarray(cv2.imread(str(path))[:, :, ::-1])
+        result = tracker.track(frame, stamp_ns=1_000 + index)
+        if object_id is None:
+            object_id = tracker.add_object(points=[(420, 260)], labels=[1])
+            result = tracker.last_result
+        obj = result.objects[object_id]
+        assert obj.present and 0.0 < obj.mask.mean() < 1.0  # informative random SAM 2
+        scheduler.observe(
+            1_000 + index,
+            [ObjectObservation(object_id, tracker.latest_features(object_id), obj.mask, True)],
+        )
+        if index == 0:
+            assert scheduler.run_once()  # the new object is described on its prompt frame
+    assert scheduler.run_once()  # the finished 16-frame segment
+    record = scheduler.semantics(object_id)
+    assert record.category and record.definition and record.video_caption
+    assert record.random_weights and record.model == engine.model_name
+    assert record.stamp_ns == 1_015  # the segment's newest frame
+    answer = scheduler.describe_now(object_id, "caption")
+    ids = engine.tokenizer(answer.text)["input_ids"]
+    assert len(ids) > 3 and len(set(ids)) > 1  # informative: not one token repeated
+    assert not answer.from_cache and answer.semantics.caption == answer.text
+    stats = scheduler.stats
+    assert stats.engine_errors == 0 and stats.video_captions == 1

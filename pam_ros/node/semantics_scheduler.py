@@ -440,7 +440,8 @@ class SemanticsScheduler:
             if kind == "category":
                 record.category = description.label or text
             elif kind == "explain":
-                record.category = description.label or record.category
+                if description.label and "category" not in record.updated_at:
+                    record.category = description.label  # the category kind has precedence
                 record.definition = description.definition or text
                 record.function = description.function or ""
             elif kind == "caption":
