@@ -18,6 +18,7 @@ import gc
 import json
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -455,13 +456,17 @@ class SemanticEngine:
             use_cache=True,
         )
         processors = LogitsProcessorList([clock] if clock is not None else [])
-        return self.model.language_model.generate(
-            inputs_embeds=embeds,
-            attention_mask=mask,
-            generation_config=config,
-            logits_processor=processors,
-            streamer=streamer,
-        )  # (B, new tokens): with inputs_embeds only, generate returns the new ids
+        with warnings.catch_warnings():
+            # transformers warns that a penalty with inputs_embeds only sees generated tokens:
+            # that is the official behaviour this setting reproduces (spec 6).
+            warnings.filterwarnings("ignore", message=".*repetition_penalty.*inputs_embeds")
+            return self.model.language_model.generate(
+                inputs_embeds=embeds,
+                attention_mask=mask,
+                generation_config=config,
+                logits_processor=processors,
+                streamer=streamer,
+            )  # (B, new tokens): with inputs_embeds only, generate returns the new ids
 
     def _run_batch(self, batch: list[_Prepared]) -> list[Description]:
         with self._lock, torch.inference_mode():

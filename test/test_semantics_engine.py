@@ -1,0 +1,296 @@
+"""SemanticEngine end to end on a tiny random checkpoint: features -> visual block -> text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pam_ros.features import RegionFeatures
+from pam_ros.semantics import (
+    KINDS,
+    DescribeRequest,
+    EngineReleasedError,
+    InvalidFeaturesError,
+    InvalidRequestError,
+    NotEnoughFramesError,
+    SemanticEngine,
+    SemanticsError,
+    UnknownKindError,
+    select_video_frames,
+)
+from pam_ros.semantics.parsing import parse_explain, parse_label
+from pam_ros.semantics.prompts import chat_prompt
+from pam_ros.semantics.random_checkpoint import write_random_checkpoint
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return write_random_checkpoint(tmp_path_factory.mktemp("pam") / "PAM-tiny", size="tiny", seed=0)
+
+
+@pytest.fixture(scope="module")
+def engine(checkpoint: Path) -> SemanticEngine:
+    return SemanticEngine.from_pretrained(checkpoint, device="cpu", dtype="auto")
+
+
+def _features(count: int, grid: int = 16, seed: int = 0) -> list[RegionFeatures]:
+    gen = torch.Generator().manual_seed(seed)
+    return [
+        RegionFeatures(
+            torch.randn(256, grid, grid, generator=gen), torch.randn(2, 256, generator=gen), i
+        )
+        for i in range(count)
+    ]
+
+
+def _request(kind: str, seed: int = 0, grid: int = 16, **kwargs) -> DescribeRequest:
+    count = 16 if kind == "video_caption" else 1
+    kwargs.setdefault("max_new_tokens", 12)
+    return DescribeRequest(kind=kind, features=_features(count, grid, seed), **kwargs)
+
+
+def _assert_informative(ids: tuple[int, ...]) -> None:
+    assert len(ids) >= 4, ids
+    assert len(set(ids)) > 1, f"generated ids are one token repeated: {ids}"
+
+
+def test_spec_block_lengths_and_text_at_full_grid(engine: SemanticEngine) -> None:
+    image = _request("category", grid=64)
+    video = _request("video_caption", grid=64)
+    assert engine.visual_block(image).shape == (1042, engine.hidden_size)
+    assert engine.visual_block(video).shape == (5168, engine.hidden_size)
+    descs = engine.describe([image, video])
+    for desc in descs:
+        assert desc.text and desc.num_tokens == len(desc.token_ids)
+        _assert_informative(desc.token_ids)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_every_kind_generates_text(engine: SemanticEngine, kind: str, language: str) -> None:
+    [desc] = engine.describe([_request(kind, language=language)])
+    assert desc.kind == kind and desc.language == language
+    assert desc.text == desc.text.strip() and desc.text
+    assert 1 <= desc.num_tokens <= 12
+    _assert_informative(desc.token_ids)
+    assert (
+        engine.tokenizer.decode(list(desc.token_ids), skip_special_tokens=True).strip() == desc.text
+    )
+    assert desc.model_name == "PAM-tiny" and desc.random_weights is True
+    assert 0 < desc.time_to_first_token_s <= desc.latency_s
+    if kind == "category":
+        assert desc.label  # the whole answer is the label
+    if kind in ("category", "explain") or desc.label is not None:
+        assert desc.label is None or desc.label in desc.text
+
+
+def test_different_objects_get_different_answers(engine: SemanticEngine) -> None:
+    first, second = engine.describe([_request("caption", seed=1), _request("caption", seed=2)])
+    assert first.token_ids != second.token_ids
+
+
+def test_batched_requests_equal_one_by_one(engine: SemanticEngine) -> None:
+    requests = [
+        _request("category", seed=1),
+        _request("caption", seed=2, language="zh"),
+        _request("category", seed=3),
+        _request("explain", seed=4, max_new_tokens=12),
+        _request("video_caption", seed=5, history="A dog runs to the left."),
+        _request("video_caption", seed=6),
+        _request("detailed_caption", seed=7, max_new_tokens=9),
+    ]
+    batched = engine.describe(requests)
+    single = [engine.describe([r])[0] for r in requests]
+    assert [d.kind for d in batched] == [r.kind for r in requests]
+    for b, s in zip(batched, single, strict=True):
+        assert b.token_ids == s.token_ids
+        assert b.text == s.text
+
+
+def test_batches_larger_than_the_limit_are_split(checkpoint: Path) -> None:
+    from pam_ros.semantics import GenerationSettings
+
+    small = SemanticEngine.from_pretrained(
+        checkpoint, generation=GenerationSettings(max_batch_size=2)
+    )
+    requests = [_request("category", seed=s) for s in range(5)]
+    assert [d.token_ids for d in small.describe(requests)] == [
+        small.describe([r])[0].token_ids for r in requests
+    ]
+
+
+def test_stream_yields_the_same_text_in_pieces(engine: SemanticEngine) -> None:
+    request = _request("caption", seed=3, max_new_tokens=10)
+    pieces = list(engine.stream(request))
+    [desc] = engine.describe([request])
+    assert len(pieces) > 1
+    assert "".join(pieces).strip() == desc.text
+
+
+def test_greedy_kv_cache_and_official_penalty_match_a_plain_loop(checkpoint: Path) -> None:
+    # Reference: recompute the whole sequence each step, apply the penalty to generated
+    # tokens only (spec 6), take the argmax.
+    engine = SemanticEngine.from_pretrained(checkpoint, decoding="official")
+    assert engine.generation.repetition_penalty == pytest.approx(1.05)
+    request = _request("detailed_caption", seed=8, max_new_tokens=16)
+    [desc] = engine.describe([request])
+    prepared = engine._prepare(0, request)
+    lm = engine.model.language_model
+    with torch.no_grad():
+        embeds, _ = engine._batch_inputs([prepared])
+        generated: list[int] = []
+        for _ in range(16):
+            tail = engine.model.embed_text(torch.tensor(generated, dtype=torch.long)).unsqueeze(0)
+            logits = lm(inputs_embeds=torch.cat([embeds, tail], dim=1)).logits[0, -1]
+            if generated:
+                seen = torch.tensor(sorted(set(generated)))
+                scores = logits[seen]
+                logits[seen] = torch.where(scores < 0, scores * 1.05, scores / 1.05)
+            token = int(logits.argmax())
+            if token in engine.stop_token_ids:
+                break
+            generated.append(token)
+    assert desc.token_ids == tuple(generated)
+
+
+def test_prompts_are_the_spec_strings() -> None:
+    assert chat_prompt("category", "en") == (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n<image>\n"
+        "Classify this subject and provide its label.<|im_end|>\n<|im_start|>assistant\n"
+    )
+    assert "<image>\n对该目标对象进行分类并提供标签和名词功能解释<|im_end|>" in chat_prompt(
+        "explain", "zh"
+    )
+    video = chat_prompt("video_caption", "en")
+    assert (
+        "Provide a caption for this subject in this video.\nPrevious caption: None<|im_end|>"
+        in video
+    )
+    assert "历史描述：无<|im_end|>" in chat_prompt("video_caption", "zh", history="  ")
+    streamed = chat_prompt("video_caption", "en", history="A man opens a door.")
+    assert "Previous caption: A man opens a door.<|im_end|>" in streamed
+
+
+def test_history_reaches_the_model(engine: SemanticEngine) -> None:
+    plain = _request("video_caption", seed=9)
+    with_history = _request("video_caption", seed=9, history="A red car turns left.")
+    a = engine._batch_inputs([engine._prepare(0, plain)])[0]
+    b = engine._batch_inputs([engine._prepare(0, with_history)])[0]
+    assert b.shape[1] > a.shape[1]
+
+
+def test_video_frame_selection_follows_the_spec() -> None:
+    assert select_video_frames(16) == list(range(16))
+    assert select_video_frames(32) == [0, *np.linspace(1, 31, 15).astype(int).tolist()]
+    assert select_video_frames(5) == [0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3, 4]
+    assert select_video_frames(1) == [0] * 16
+
+
+def test_more_than_16_frames_are_sampled(engine: SemanticEngine) -> None:
+    frames = _features(40, seed=10)
+    request = DescribeRequest("video_caption", frames, max_new_tokens=4)
+    prepared = engine._prepare(0, request)
+    assert [f.frame_index for f in prepared.frames] == select_video_frames(40)
+
+
+def test_short_clip_needs_permission(engine: SemanticEngine) -> None:
+    frames = _features(10, seed=11)
+    with pytest.raises(NotEnoughFramesError, match=r"got 10 \(6 missing\).*allow_short=True"):
+        engine.describe([DescribeRequest("video_caption", frames)])
+    [desc] = engine.describe(
+        [DescribeRequest("video_caption", frames, max_new_tokens=6, allow_short=True)]
+    )
+    assert desc.text and desc.num_tokens >= 1
+
+
+def test_bad_requests_raise_clear_errors_and_the_engine_keeps_working(
+    engine: SemanticEngine,
+) -> None:
+    good = _request("category", seed=12)
+    [before] = engine.describe([good])
+    feats = _features(1)
+    bad = [
+        (DescribeRequest("colour", feats), UnknownKindError, "unknown kind 'colour'"),
+        (DescribeRequest("caption", feats, language="fr"), InvalidRequestError, "language"),
+        (
+            DescribeRequest("caption", feats, max_new_tokens=0),
+            InvalidRequestError,
+            "max_new_tokens",
+        ),
+        (DescribeRequest("caption", feats, history="x"), InvalidRequestError, "history"),
+        (DescribeRequest("caption", []), InvalidFeaturesError, "non-empty"),
+        (DescribeRequest("caption", _features(2)), InvalidFeaturesError, "one frame"),
+        (
+            DescribeRequest("caption", [torch.zeros(256, 16, 16)]),
+            InvalidFeaturesError,
+            "RegionFeatures",
+        ),
+        (
+            DescribeRequest(
+                "caption", [RegionFeatures(torch.zeros(128, 16, 16), torch.zeros(2, 128), 0)]
+            ),
+            InvalidFeaturesError,
+            r"\(256, S, S\), got \(128, 16, 16\)",
+        ),
+        (
+            DescribeRequest(
+                "caption", [RegionFeatures(torch.zeros(256, 18, 18), torch.zeros(2, 256), 0)]
+            ),
+            InvalidFeaturesError,
+            "multiple of 4",
+        ),
+        (
+            DescribeRequest(
+                "caption",
+                [RegionFeatures(torch.full((256, 16, 16), float("nan")), torch.zeros(2, 256), 0)],
+            ),
+            InvalidFeaturesError,
+            "NaN",
+        ),
+        (
+            DescribeRequest("video_caption", _features(15) + _features(1, grid=32)),
+            InvalidFeaturesError,
+            "different grids",
+        ),
+        (DescribeRequest("video_caption", _features(3)), NotEnoughFramesError, "13 missing"),
+    ]
+    for request, error, message in bad:
+        with pytest.raises(error, match=message):
+            engine.describe([good, request])  # a bad request anywhere stops the batch up front
+        assert issubclass(error, SemanticsError)
+    with pytest.raises(UnknownKindError):
+        engine.stream(DescribeRequest("colour", feats))
+    [after] = engine.describe([good])
+    assert after.token_ids == before.token_ids
+
+
+def test_explain_answers_are_parsed_loosely() -> None:
+    parsed = parse_explain("Cup: a small open container. It is used for drinking hot liquids.")
+    assert parsed.label == "Cup"
+    assert parsed.definition == "a small open container."
+    assert parsed.function == "It is used for drinking hot liquids."
+    fields = parse_explain("Label: chair. Definition: a seat for one person. Function: sitting.")
+    assert (fields.label, fields.definition, fields.function) == (
+        "chair.",
+        "a seat for one person.",
+        "sitting.",
+    )
+    zh = parse_explain("杯子：一种小型容器。用于盛放饮料。")
+    assert (
+        zh.label == "杯子" and zh.definition == "一种小型容器。" and zh.function == "用于盛放饮料。"
+    )
+    loose = parse_explain("something without structure")
+    assert loose.label is None and loose.definition == "something without structure"
+    assert parse_label("Label: red mug.") == "red mug"
+    assert parse_label("traffic cone") == "traffic cone"
+
+
+def test_release_frees_the_model(checkpoint: Path) -> None:
+    engine = SemanticEngine.from_pretrained(checkpoint)
+    engine.release()
+    assert engine.model is None
+    with pytest.raises(EngineReleasedError, match="released"):
+        engine.describe([_request("category")])
