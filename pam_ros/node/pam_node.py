@@ -675,7 +675,7 @@ class PamNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         self._diagnostics_pub.publish(
             message_builders.diagnostics_msg(
-                self.get_clock().now().to_msg(), self.get_name(), self.health()
+                self.get_clock().now().to_msg(), self.get_fully_qualified_name(), self.health()
             )
         )
 

@@ -1,0 +1,500 @@
+"""The pam_ros node over real rclpy + DDS with tiny random models on CPU.
+
+One rclpy context for the module; every test gets its own namespace, a PamNode, a client node,
+and a MultiThreadedExecutor spinning in a background thread, all shut down at the end.
+Waits poll with deadlines; nothing sleeps for a fixed long time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import rclpy
+from conftest import davis_frames
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import Point, PointStamped
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from pam_ros.msg import TrackedObject, TrackedObjectArray
+from pam_ros.srv import AddObject, Describe, RemoveObject
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image, RegionOfInterest
+from std_srvs.srv import Trigger
+from visualization_msgs.msg import Marker, MarkerArray
+
+from pam_ros.node.image_conversion import image_msg_to_rgb, rgb_to_image_msg
+from pam_ros.node.message_builders import stamp_from_ns, stamp_to_ns
+from pam_ros.node.pam_node import PamNode
+
+WAIT_S = 60.0  # generous upper bound for anything the node must do
+_namespaces = (f"/pam_test_{i}" for i in itertools.count())
+
+
+@pytest.fixture(scope="module")
+def ros_context():
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    yield context
+    rclpy.shutdown(context=context)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    from pam_ros.semantics.random_checkpoint import write_random_checkpoint as write_pam
+    from pam_ros.tracking import TrackerConfig
+    from pam_ros.tracking.random_weights import write_random_checkpoint as write_sam
+
+    folder = tmp_path_factory.mktemp("node_models")
+    sam = write_sam(TrackerConfig(model_size="tiny", image_size=256), folder / "sam_tiny.pt")
+    pam = write_pam(folder / "pam_tiny", size="tiny", seed=0)
+    return str(sam), str(pam)
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[np.ndarray]:
+    paths = davis_frames("car-shadow")[:40]
+    return [np.ascontiguousarray(cv2.imread(str(p))[:, :, ::-1]) for p in paths]  # 480x854
+
+
+def wait_for(condition, timeout: float = WAIT_S, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Harness:
+    """A PamNode plus a client node (publishers, subscribers, service clients)."""
+
+    def __init__(self, context, parameters: dict, autostart: bool = True) -> None:
+        self.namespace = next(_namespaces)
+        overrides = [Parameter(name, value=value) for name, value in parameters.items()]
+        self.node = PamNode(
+            namespace=self.namespace, context=context, parameter_overrides=overrides
+        )
+        self.client = rclpy.create_node(
+            "pam_test_client", namespace=self.namespace, context=context
+        )
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.tracked: list[TrackedObjectArray] = []
+        self.overlays: list[Image] = []
+        self.markers: list[MarkerArray] = []
+        self.diagnostics: list[DiagnosticArray] = []
+        self.received_at: dict[int, float] = {}  # source stamp (ns) → monotonic receive time
+        self.client.create_subscription(
+            TrackedObjectArray, "tracked_objects", self._on_tracked, reliable
+        )
+        self.client.create_subscription(Image, "overlay", self.overlays.append, reliable)
+        self.client.create_subscription(MarkerArray, "markers", self.markers.append, reliable)
+        self.client.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self.image_pub = self.client.create_publisher(Image, "image", reliable)
+        self.click_pub = self.client.create_publisher(PointStamped, "click", 10)
+        self.box_pub = self.client.create_publisher(RegionOfInterest, "boxes", 10)
+        self.add = self.client.create_client(AddObject, "add_object")
+        self.remove = self.client.create_client(RemoveObject, "remove_object")
+        self.reset = self.client.create_client(Trigger, "reset")
+        self.describe = self.client.create_client(Describe, "describe")
+        self.change_state = self.client.create_client(ChangeState, "pam_ros/change_state")
+        self.get_state = self.client.create_client(GetState, "pam_ros/get_state")
+        self.executor = MultiThreadedExecutor(num_threads=4, context=context)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.client)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+        if autostart:
+            assert self.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+            assert self.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+    def _on_tracked(self, msg: TrackedObjectArray) -> None:
+        self.received_at[stamp_to_ns(msg.header.stamp)] = time.monotonic()
+        self.tracked.append(msg)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        if any(s.hardware_id == self.node.get_fully_qualified_name() for s in msg.status):
+            self.diagnostics.append(msg)
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=10)
+        self.thread.join(10)
+        self.node.destroy_node()
+        self.client.destroy_node()
+        assert not self.thread.is_alive()
+
+    # ---- helpers ----
+
+    def call(self, client, request, timeout: float = WAIT_S):
+        assert client.wait_for_service(timeout_sec=10), f"{client.srv_name} not available"
+        future = client.call_async(request)
+        wait_for(future.done, timeout, f"{client.srv_name} response")
+        return future.result()
+
+    def image(self, frame: np.ndarray, stamp_ns: int, encoding: str = "rgb8") -> Image:
+        msg = rgb_to_image_msg(frame, encoding=encoding)
+        msg.header.stamp = stamp_from_ns(stamp_ns)
+        msg.header.frame_id = "camera_optical"
+        return msg
+
+    def track(self, frame: np.ndarray, stamp_ns: int) -> TrackedObjectArray:
+        """Publish one frame and wait for its TrackedObjectArray."""
+        self.image_pub.publish(self.image(frame, stamp_ns))
+        return wait_for(lambda: self._result_for(stamp_ns), what=f"result for stamp {stamp_ns}")
+
+    def _result_for(self, stamp_ns: int) -> TrackedObjectArray | None:
+        for msg in reversed(self.tracked):
+            if stamp_to_ns(msg.header.stamp) == stamp_ns:
+                return msg
+        return None
+
+    def wait_connected(self) -> None:
+        wait_for(lambda: self.image_pub.get_subscription_count() > 0, what="image subscriber")
+
+
+def node_parameters(checkpoints, **extra) -> dict:
+    sam, pam = checkpoints
+    return {
+        "tracker.model_size": "tiny",
+        "tracker.image_size": 256,
+        "tracker.checkpoint": sam,
+        "tracker.allow_download": False,
+        "semantics.model_path": pam,
+        "device": "cpu",
+        "semantic_rate_hz": 20.0,
+        "semantic_kinds": ["category", "explain"],
+        "video_caption_segment_frames": 0,
+        "mask_layout": "full_frame",
+        "overlay_rate_hz": 100.0,
+        "diagnostics_period_s": 0.2,
+        "qos.reliability": "reliable",
+        "qos.depth": 1,
+        **extra,
+    }
+
+
+@pytest.fixture
+def harness_factory(ros_context):
+    made: list[Harness] = []
+
+    def make(parameters: dict, autostart: bool = True) -> Harness:
+        harness = Harness(ros_context, parameters, autostart)
+        made.append(harness)
+        return harness
+
+    yield make
+    for harness in made:
+        harness.close()
+
+
+def _add_request(points=(), name="", object_id="", box=None) -> AddObject.Request:
+    request = AddObject.Request(id=object_id, name=name)
+    request.points = [Point(x=float(x), y=float(y)) for x, y in points]
+    request.labels = [1] * len(points)
+    if box is not None:
+        request.use_box = True
+        request.box = RegionOfInterest(
+            x_offset=box[0], y_offset=box[1], width=box[2], height=box[3]
+        )
+    return request
+
+
+def _mask(obj: TrackedObject) -> np.ndarray:
+    return np.frombuffer(bytes(obj.mask.data), np.uint8).reshape(obj.mask.height, obj.mask.width)
+
+
+def test_track_prompt_remove_describe_over_dds(harness_factory, checkpoints, frames):
+    h = harness_factory(node_parameters(checkpoints))
+    h.wait_connected()
+    height, width = frames[0].shape[:2]
+    stamp = 1_700_000_000_000_000_000
+    first = h.track(frames[0], stamp)
+    assert first.objects == [] and first.header.frame_id == "camera_optical"
+    assert (first.image_width, first.image_height) == (width, height)
+
+    # Two objects by service (point, box), one by click.
+    reply = h.call(h.add, _add_request(points=[(420, 260)], name="car", object_id="car"))
+    assert reply.success and reply.id == "car", reply.message
+    reply = h.call(h.add, _add_request(box=(40, 300, 200, 150), name="road"))
+    assert reply.success and reply.id and reply.id != "car", reply.message
+    road = reply.id
+    h.click_pub.publish(PointStamped(point=Point(x=700.0, y=120.0)))
+    wait_for(lambda: len(h.node.tracker.object_ids) == 3, what="the clicked object")
+    clicked = next(oid for oid in h.node.tracker.object_ids if oid not in ("car", road))
+
+    seen_ids = []
+    for index in range(1, 6):
+        stamp += 33_000_000
+        msg = h.track(frames[index], stamp)
+        assert stamp_to_ns(msg.header.stamp) == stamp and msg.header.frame_id == "camera_optical"
+        assert msg.tracking_latency > 0
+        seen_ids.append([obj.id for obj in msg.objects])
+        for obj in msg.objects:
+            assert obj.mask_layout == TrackedObject.MASK_FULL_FRAME
+            assert (obj.mask.width, obj.mask.height) == (width, height)
+            mask = _mask(obj)
+            assert obj.mask_area == np.count_nonzero(mask)
+        car = next(obj for obj in msg.objects if obj.id == "car")
+        assert car.name == "car" and car.present and car.score > 0
+        assert 0 < car.mask_area < width * height  # informative: neither empty nor full
+    assert all(ids == ["car", road, clicked] for ids in seen_ids), seen_ids  # stable ids
+
+    # Semantics reach the tracked objects through the throttled worker.
+    def described():
+        nonlocal stamp
+        stamp += 33_000_000
+        msg = h.track(frames[6], stamp)
+        return all(obj.semantics.category for obj in msg.objects) and msg
+
+    msg = wait_for(described, what="categories in tracked_objects")
+    assert all(obj.semantics.random_weights for obj in msg.objects)
+    assert msg.objects[0].semantics.definition
+
+    # Describe: computed now, then from the cache.
+    answer = h.call(h.describe, Describe.Request(id="car", kind="explain", max_age=0.0))
+    assert answer.success and answer.text and not answer.from_cache, answer.message
+    assert answer.latency > 0 and answer.semantics.random_weights
+    cached = h.call(h.describe, Describe.Request(id="car", kind="explain", max_age=120.0))
+    assert cached.success and cached.from_cache and cached.text == answer.text
+    video = h.call(h.describe, Describe.Request(id=road, kind="video_caption"))
+    assert video.success and video.semantics.video_caption == video.text
+
+    # Remove one: it disappears from the next frame and from describe.
+    reply = h.call(h.remove, RemoveObject.Request(id=road))
+    assert reply.success, reply.message
+    stamp += 33_000_000
+    msg = h.track(frames[7], stamp)
+    assert [obj.id for obj in msg.objects] == ["car", clicked]
+    gone = h.call(h.describe, Describe.Request(id=road, kind="category"))
+    assert not gone.success and road in gone.message
+
+    # rviz outputs and diagnostics.
+    overlay = wait_for(lambda: h.overlays and h.overlays[-1], what="overlay")
+    assert (overlay.width, overlay.height, overlay.encoding) == (width, height, "rgb8")
+    source_stamps = {stamp_to_ns(m.header.stamp) for m in h.tracked}
+    assert stamp_to_ns(overlay.header.stamp) in source_stamps
+    assert not np.array_equal(image_msg_to_rgb(overlay), frames[7])  # something was drawn
+    markers = wait_for(lambda: h.markers and h.markers[-1], what="markers")
+    assert markers.markers[0].action == Marker.DELETEALL
+    assert any(m.type == Marker.TEXT_VIEW_FACING for m in markers.markers)
+    diagnostics = wait_for(lambda: h.diagnostics and h.diagnostics[-1], what="diagnostics")
+    values = {kv.key: kv.value for kv in diagnostics.status[0].values}
+    assert int(values["frames_received"]) >= 8 and int(values["objects"]) == 2
+
+    # Reset forgets everything; the node keeps tracking.
+    assert h.call(h.reset, Trigger.Request()).success
+    stamp += 33_000_000
+    assert h.track(frames[8], stamp).objects == []
+
+
+def test_overload_stays_current_and_counts_drops(harness_factory, checkpoints, frames):
+    import resource
+
+    h = harness_factory(
+        node_parameters(
+            checkpoints, **{"qos.reliability": "best_effort", "semantics.enabled": False}
+        )
+    )
+    h.wait_connected()
+    stamp = 1_000
+    h.track(frames[0], stamp)
+    assert h.call(h.add, _add_request(points=[(420, 260)])).success
+    messages = [h.image(frame, 0) for frame in frames[:20]]
+    fast_image_pub = h.client.create_publisher(Image, "image", qos_profile_sensor_data)
+
+    def publish_at_100_hz(seconds: float) -> int:
+        sent, start = 0, time.monotonic()
+        while time.monotonic() - start < seconds:
+            msg = messages[sent % len(messages)]
+            msg.header.stamp = stamp_from_ns(time.time_ns())
+            fast_image_pub.publish(msg)
+            sent += 1
+            time.sleep(max(0.0, start + sent * 0.01 - time.monotonic()))
+        return sent
+
+    publish_at_100_hz(1.0)  # warm up (allocator, DDS buffers)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tracked_before = h.node.counters.frames_tracked
+    sent = publish_at_100_hz(4.0)
+    publish_end_ns = time.time_ns()
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    wait_for(
+        lambda: (
+            h.node.slot.counters.taken
+            == h.node.slot.counters.received - h.node.slot.counters.dropped
+            and h.node.counters.frames_tracked >= h.node.slot.counters.taken - 1
+        ),
+        what="the node to settle",
+    )
+    tracked = h.node.counters.frames_tracked - tracked_before
+    slot = h.node.slot.counters
+    assert sent >= 300
+    assert 0 < tracked < sent / 2, (tracked, sent)  # tracking is much slower than 100 Hz
+    assert slot.dropped > sent / 2  # the backlog was dropped, and counted
+    # Stays current: every result is about a frame published at most ~2 tracking steps ago.
+    lags = [
+        received_at_wall - stamp_to_ns(msg.header.stamp) / 1e9
+        for msg, received_at_wall in _wall_receive_times(h)
+        if stamp_to_ns(msg.header.stamp) > 1_000_000_000
+    ]
+    assert lags and max(lags) < 3.0, max(lags)
+    newest = max(stamp_to_ns(m.header.stamp) for m in h.tracked)
+    assert (publish_end_ns - newest) / 1e9 < 3.0  # the last result is of a recent frame
+    assert (rss_after - rss_before) * 1024 < 150 * 2**20  # memory flat (no frame backlog)
+    diagnostics = wait_for(lambda: h.diagnostics and h.diagnostics[-1], what="diagnostics")
+    values = {kv.key: kv.value for kv in diagnostics.status[0].values}
+    assert int(values["frames_dropped"]) > 0
+
+
+def _wall_receive_times(h: Harness):
+    # received_at is monotonic; convert to wall time through the offset now.
+    offset = time.time() - time.monotonic()
+    return [(msg, h.received_at[stamp_to_ns(msg.header.stamp)] + offset) for msg in h.tracked]
+
+
+def test_bad_input_gets_clear_errors_and_the_node_keeps_serving(
+    harness_factory, checkpoints, frames
+):
+    h = harness_factory(node_parameters(checkpoints, semantic_rate_hz=0.01))
+    h.wait_connected()
+    node = h.node
+    # Unsupported encoding and zero-size frames are rejected and counted.
+    bad = h.image(frames[0], 5)
+    bad.encoding = "16UC1"
+    h.image_pub.publish(bad)
+    wait_for(lambda: node.counters.frames_rejected == 1, what="rejected 16UC1 frame")
+    assert "16UC1" in node.counters.last_error
+    empty = Image(encoding="rgb8", height=0, width=0, step=0)
+    empty.header.stamp = stamp_from_ns(6)
+    h.image_pub.publish(empty)
+    wait_for(lambda: node.counters.frames_rejected == 2, what="rejected empty frame")
+    assert "zero size" in node.counters.last_error
+    stamp = 10
+    h.track(frames[0], stamp)
+    # Prompt errors.
+    outside = h.call(h.add, _add_request(points=[(5000, 10)]))
+    assert not outside.success and "outside" in outside.message, outside.message
+    assert not h.call(h.add, AddObject.Request()).success  # no point and no box
+    h.click_pub.publish(PointStamped(point=Point(x=-3.0, y=10.0)))
+    assert h.call(h.add, _add_request(points=[(420, 260)], object_id="car")).success
+    duplicate = h.call(h.add, _add_request(points=[(100, 100)], object_id="car"))
+    assert not duplicate.success and "car" in duplicate.message
+    assert node.tracker.object_ids == ["car"]  # the bad click added nothing
+    unknown = h.call(h.remove, RemoveObject.Request(id="nope"))
+    assert not unknown.success and "nope" in unknown.message
+    kind = h.call(h.describe, Describe.Request(id="car", kind="poem"))
+    assert not kind.success and "poem" in kind.message
+    # The tracker raising mid-run: the frame is lost, the next one is tracked.
+    tracker = node.tracker
+    real_track = tracker.track
+
+    def track_failing_once(*args, **kwargs):
+        tracker.track = real_track
+        raise RuntimeError("injected tracker failure")
+
+    tracker.track = track_failing_once
+    stamp += 1
+    h.image_pub.publish(h.image(frames[1], stamp))
+    wait_for(lambda: node.counters.tracking_errors == 1, what="the tracking error")
+    assert "injected tracker failure" in node.counters.last_error
+    stamp += 1
+    msg = h.track(frames[2], stamp)
+    assert [obj.id for obj in msg.objects] == ["car"] and msg.objects[0].present
+    # The engine raising mid-run: describe reports it, the next describe works.
+    engine = node.engine
+    real_describe = engine.describe
+
+    def describe_failing_once(*args, **kwargs):
+        engine.describe = real_describe
+        raise RuntimeError("injected engine failure")
+
+    engine.describe = describe_failing_once
+    failed = h.call(h.describe, Describe.Request(id="car", kind="caption"))
+    assert not failed.success and "injected engine failure" in failed.message
+    answer = h.call(h.describe, Describe.Request(id="car", kind="caption"))
+    assert answer.success and answer.text
+    # Bad parameter values are refused at run time; good ones apply.
+    results = node.set_parameters([Parameter("semantic_rate_hz", value=-1.0)])
+    assert not results[0].successful
+    results = node.set_parameters([Parameter("track_every_n", value=2)])
+    assert results[0].successful and node.params.track_every_n == 2
+    received, skipped = node.counters.frames_received, node.counters.frames_skipped
+    for index in range(1, 5):
+        h.image_pub.publish(h.image(frames[3], stamp + index))
+        count = received + index
+        wait_for(lambda c=count: node.counters.frames_received == c, what="a frame")
+    assert node.counters.frames_skipped == skipped + 2  # every second frame is tracked
+    stamp += 4
+    node.set_parameters([Parameter("track_every_n", value=1)])
+    read_only = node.set_parameters([Parameter("tracker.model_size", value="large")])
+    assert not read_only[0].successful
+    stamp += 1
+    assert h.track(frames[3], stamp).objects[0].id == "car"  # still serving
+
+
+def test_lifecycle_transitions_and_missing_weights(harness_factory, checkpoints, frames):
+    h = harness_factory(node_parameters(checkpoints, **{"semantics.enabled": False}))
+    h.wait_connected()
+    stamp = 100
+    h.track(frames[0], stamp)
+    assert h.call(h.add, _add_request(points=[(420, 260)])).success
+
+    def transition(transition_id: int) -> bool:
+        return h.call(
+            h.change_state, ChangeState.Request(transition=Transition(id=transition_id))
+        ).success
+
+    def state() -> str:
+        return h.call(h.get_state, GetState.Request()).current_state.label
+
+    assert transition(Transition.TRANSITION_DEACTIVATE) and state() == "inactive"
+    refused = h.call(h.add, _add_request(points=[(10, 10)]))
+    assert not refused.success and "inactive" in refused.message
+    h.image_pub.publish(h.image(frames[1], stamp + 1))
+    assert transition(Transition.TRANSITION_ACTIVATE) and state() == "active"
+    h.wait_connected()
+    msg = h.track(frames[2], stamp + 2)  # objects survive deactivate/activate
+    assert len(msg.objects) == 1
+    assert transition(Transition.TRANSITION_DEACTIVATE)
+    assert transition(Transition.TRANSITION_CLEANUP) and state() == "unconfigured"
+    assert h.node.tracker is None
+    assert transition(Transition.TRANSITION_CONFIGURE) and state() == "inactive"
+    assert transition(Transition.TRANSITION_ACTIVATE) and state() == "active"
+    h.wait_connected()
+    assert h.track(frames[3], stamp + 3).objects == []  # a fresh tracker
+    assert h.call(h.add, _add_request(points=[(420, 260)])).success
+
+    # Missing weights: configure fails, the node stays unconfigured and keeps answering.
+    missing = harness_factory(
+        node_parameters(checkpoints, **{"tracker.checkpoint": "/nonexistent/sam2.pt"}),
+        autostart=False,
+    )
+    assert missing.node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert missing.node.lifecycle_state == "unconfigured"
+    assert "/nonexistent/sam2.pt" in missing.node.counters.last_error
+    reply = missing.call(missing.add, _add_request(points=[(1, 1)]))
+    assert not reply.success and "unconfigured" in reply.message
+    assert missing.call(missing.get_state, GetState.Request()).current_state.label == (
+        "unconfigured"
+    )
+    report = wait_for(
+        lambda: missing.diagnostics and missing.diagnostics[-1].status[0],
+        what="diagnostics of the unconfigured node",
+    )
+    assert report.level == DiagnosticStatus.STALE and "unconfigured" in report.message
+    no_pam = harness_factory(
+        node_parameters(checkpoints, **{"semantics.model_path": str(Path("/nonexistent/pam"))}),
+        autostart=False,
+    )
+    assert no_pam.node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert "/nonexistent/pam" in no_pam.node.counters.last_error
+    assert no_pam.node.tracker is None  # the tracker built before the failure was released
