@@ -346,9 +346,9 @@ def test_overload_stays_current_and_counts_drops(harness_factory, checkpoints, f
         for msg, received_at_wall in _wall_receive_times(h)
         if stamp_to_ns(msg.header.stamp) > 1_000_000_000
     ]
-    assert lags and max(lags) < 3.0, max(lags)
+    assert lags and max(lags) < 2.5, max(lags)  # a backlog would lag by ~4 s at the end
     newest = max(stamp_to_ns(m.header.stamp) for m in h.tracked)
-    assert (publish_end_ns - newest) / 1e9 < 3.0  # the last result is of a recent frame
+    assert (publish_end_ns - newest) / 1e9 < 2.5  # the last result is of a recent frame
     assert (rss_after - rss_before) * 1024 < 150 * 2**20  # memory flat (no frame backlog)
     diagnostics = wait_for(lambda: h.diagnostics and h.diagnostics[-1], what="diagnostics")
     values = {kv.key: kv.value for kv in diagnostics.status[0].values}
