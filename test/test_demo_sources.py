@@ -22,7 +22,7 @@ from pam_ros.demo.frame_sources import (
     VideoFileFrames,
     open_frame_source,
 )
-from pam_ros.demo.video_source import VideoSourceNode, rgb_to_image_msg
+from pam_ros.demo.video_source import VideoSourceNode
 
 
 def test_image_folder_yields_rgb_frames_in_name_order():
@@ -62,16 +62,6 @@ def test_bad_sources_fail_clearly(tmp_path):
         open_frame_source(str(tmp_path / "nope"))
     with pytest.raises(FrameSourceError, match="no images"):
         ImageFolderFrames(tmp_path)
-    with pytest.raises(ValueError, match="rgb8 or bgr8"):
-        rgb_to_image_msg(np.zeros((2, 2, 3), np.uint8), "mono16")
-
-
-def test_bgr8_message_holds_swapped_channels():
-    frame = np.zeros((2, 3, 3), np.uint8)
-    frame[..., 0] = 255  # red
-    msg = rgb_to_image_msg(frame, "bgr8")
-    data = np.frombuffer(bytes(msg.data), np.uint8).reshape(2, 3, 3)
-    assert msg.step == 9 and data[0, 0].tolist() == [0, 0, 255]
 
 
 def test_video_source_node_publishes_the_folder_over_dds():

@@ -19,22 +19,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from pam_ros.demo.frame_sources import open_frame_source
-
-
-def rgb_to_image_msg(frame: np.ndarray, encoding: str = "rgb8") -> Image:
-    """(H, W, 3) RGB uint8 → sensor_msgs/Image without per-pixel Python."""
-    if encoding == "bgr8":
-        frame = frame[:, :, ::-1]
-    elif encoding != "rgb8":
-        raise ValueError(f"video_source publishes rgb8 or bgr8, not {encoding!r}")
-    frame = np.ascontiguousarray(frame)
-    msg = Image()
-    msg.height, msg.width = int(frame.shape[0]), int(frame.shape[1])
-    msg.encoding = encoding
-    msg.is_bigendian = 0
-    msg.step = msg.width * 3
-    msg.data = frame.tobytes()
-    return msg
+from pam_ros.node.image_conversion import rgb_to_image_msg
 
 
 class VideoSourceNode(Node):
@@ -94,7 +79,7 @@ class VideoSourceNode(Node):
             if self._timer is not None:
                 self._timer.cancel()
             return None
-        msg = rgb_to_image_msg(frame, self._encoding)
+        msg = rgb_to_image_msg(frame, encoding=self._encoding)
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = self._frame_id
         self.publisher.publish(msg)
