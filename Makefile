@@ -9,7 +9,7 @@ setup:
 	bash scripts/setup.sh
 
 demo: setup
-	bash scripts/run_demo.sh $(DEMO_ARGS)
+	RANDOM_WEIGHTS=$(RANDOM_WEIGHTS) bash scripts/run_demo.sh $(DEMO_ARGS)
 
 test: setup
 	bash scripts/run_tests.sh $(PYTEST_ARGS)
