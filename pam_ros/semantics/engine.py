@@ -140,6 +140,8 @@ class _FirstLogitsClock(LogitsProcessor):
 
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
         if self.time is None:
+            if scores.is_cuda:  # the prefill kernels are queued, not yet done
+                torch.cuda.synchronize(scores.device)
             self.time = time.perf_counter()
         return scores
 

@@ -325,18 +325,15 @@ def write_random_checkpoint(
     for name in sorted(shapes):
         if tied and name == "lm_head.weight":
             continue  # written below as a copy of the embedding
-        tensors[name] = _init_tensor(name, shapes[name], spec, gen)
+        # cast one by one: peak memory stays near one copy of the weights
+        tensors[name] = _init_tensor(name, shapes[name], spec, gen).to(dtype).contiguous()
     if "lm_head.weight" in shapes:
         if tied:  # ZeRO-2 saves clone the tied head (spec 8.4): same values, own storage
             tensors["lm_head.weight"] = tensors["model.embed_tokens.weight"].clone()
         else:
             special = [tok.token_to_id(t) for t in ("<|im_end|>", "<|endoftext|>")]
             tensors["lm_head.weight"][special] *= 0.25  # answers that are not empty
-    _write_shards(
-        out,
-        {k: v.to(dtype).contiguous() for k, v in tensors.items()},
-        shard_bytes or spec.shard_bytes,
-    )
+    _write_shards(out, tensors, shard_bytes or spec.shard_bytes)
     return out
 
 
