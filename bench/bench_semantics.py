@@ -83,6 +83,8 @@ def make_requests(kind: str, batch: int, grid: int, dtype: torch.dtype, new_toke
 def run(args: argparse.Namespace) -> None:
     device = torch.device(args.device)
     torch.manual_seed(0)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.checkpoint:
         folder = Path(args.checkpoint)
     else:
@@ -97,7 +99,8 @@ def run(args: argparse.Namespace) -> None:
     )
     print(
         f"# loaded {engine.model_name} in {time.perf_counter() - t0:.1f} s: device={device} "
-        f"dtype={engine.dtype} hidden={engine.hidden_size} random_weights={engine.random_weights}"
+        f"dtype={engine.dtype} hidden={engine.hidden_size} random_weights={engine.random_weights} "
+        f"threads={torch.get_num_threads()} vocab_rows={engine.load_report.vocab_rows_kept}"
     )
     grid = args.image_size // 16
     encode = build_sam2_encoder(args.sam2_config, args.image_size, device, engine.dtype)
@@ -166,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--sam2-config", default="configs/sam2.1/sam2.1_hiera_t.yaml")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--short", action="store_true", help="1 repeat, batch 1,4, 16 tokens")
     args = parser.parse_args(argv)
     if args.short:

@@ -236,3 +236,12 @@ def test_config_reads_both_rope_spellings() -> None:
         PamConfig.from_dict({**base, "model_type": "llama"})
     with pytest.raises(CheckpointError, match="hidden_size"):
         PamConfig.from_dict({k: v for k, v in base.items() if k != "hidden_size"})
+
+
+def test_random_checkpoint_cli_writes_a_loadable_folder(tmp_path: Path, capsys) -> None:
+    from pam_ros.semantics.random_checkpoint import main
+
+    main(["--size", "tiny", "--out", str(tmp_path / "cli"), "--seed", "3"])
+    assert "wrote a random tiny PAM checkpoint" in capsys.readouterr().out
+    engine = SemanticEngine.from_pretrained(tmp_path / "cli")
+    assert engine.random_weights and engine.load_report.num_sam2_tensors_skipped == 0
