@@ -21,6 +21,7 @@ from pam_ros.semantics import (
     UnknownKindError,
     select_video_frames,
 )
+from pam_ros.semantics.modeling_pam import video_block_length
 from pam_ros.semantics.parsing import parse_explain, parse_label
 from pam_ros.semantics.prompts import chat_prompt
 from pam_ros.semantics.random_checkpoint import write_random_checkpoint
@@ -294,3 +295,16 @@ def test_release_frees_the_model(checkpoint: Path) -> None:
     assert engine.model is None
     with pytest.raises(EngineReleasedError, match="released"):
         engine.describe([_request("category")])
+
+
+def test_bfloat16_path_runs_end_to_end(checkpoint: Path) -> None:
+    # The CUDA default dtype, exercised on CPU: features, perceiver and LLM all in bf16.
+    engine = SemanticEngine.from_pretrained(checkpoint, dtype="bfloat16")
+    request = _request("video_caption", seed=13)
+    block = engine.visual_block(request)
+    assert block.dtype == torch.bfloat16 and block.shape == (video_block_length(16), 64)
+    assert torch.isfinite(block.float()).all()
+    [desc] = engine.describe([request])
+    _assert_informative(desc.token_ids)
+    pe = engine.model.visual.vision_resampler.pe_layer.positional_encoding_gaussian_matrix
+    assert pe.dtype == torch.bfloat16
