@@ -21,6 +21,7 @@ answers are not empty.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -142,7 +143,15 @@ SIZES: dict[str, RandomCheckpointSpec] = {
 
 
 def train_tokenizer(bpe_vocab: int, pad_regular_to: int | None = None) -> Tokenizer:
-    """Byte-level BPE in Qwen's style, trained on CORPUS; special tokens appended at the end."""
+    """Byte-level BPE in Qwen's style, trained on CORPUS; special tokens appended at the end.
+
+    Training is deterministic, so the result is trained once per process and copied.
+    """
+    return Tokenizer.from_str(_trained_tokenizer_json(bpe_vocab, pad_regular_to))
+
+
+@functools.lru_cache(maxsize=4)
+def _trained_tokenizer_json(bpe_vocab: int, pad_regular_to: int | None) -> str:
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Sequence(
@@ -162,7 +171,7 @@ def train_tokenizer(bpe_vocab: int, pad_regular_to: int | None = None) -> Tokeni
     if pad_regular_to is not None and tok.get_vocab_size() < pad_regular_to:
         tok = _pad_with_synthetic_merges(tok, pad_regular_to)
     tok.add_special_tokens(list(QWEN_SPECIAL_TOKENS))
-    return tok
+    return tok.to_str()
 
 
 def _pad_with_synthetic_merges(tok: Tokenizer, target: int) -> Tokenizer:
