@@ -422,6 +422,18 @@ def test_bad_input_gets_clear_errors_and_the_node_keeps_serving(
     assert not failed.success and "injected engine failure" in failed.message
     answer = h.call(h.describe, Describe.Request(id="car", kind="caption"))
     assert answer.success and answer.text
+    # An unexpected error inside a service: answered, logged, the executor keeps running.
+    real_add = tracker.add_object
+
+    def add_failing_once(*args, **kwargs):
+        tracker.add_object = real_add
+        raise RuntimeError("injected add failure")
+
+    tracker.add_object = add_failing_once
+    failed = h.call(h.add, _add_request(points=[(100, 100)]))
+    assert not failed.success and "injected add failure" in failed.message
+    assert h.call(h.add, _add_request(points=[(100, 100)], object_id="second")).success
+    assert h.call(h.remove, RemoveObject.Request(id="second")).success
     # Bad parameter values are refused at run time; good ones apply.
     results = node.set_parameters([Parameter("semantic_rate_hz", value=-1.0)])
     assert not results[0].successful

@@ -11,6 +11,8 @@ same validation first, so the errors are identical.
 
 from __future__ import annotations
 
+import array
+
 import numpy as np
 
 try:  # ROS 2's cv_bridge (absent from PyPI; present on a real install).
@@ -122,6 +124,17 @@ def compressed_msg_to_rgb(msg, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS)
     return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
+def uint8_field(pixels: np.ndarray) -> array.array:
+    """Pixels as the array.array('B') a uint8[] message field stores.
+
+    Assigning bytes or a list to a generated message's uint8[] field makes its setter check
+    every element in Python (seconds for an HD frame); an array.array('B') is taken as is.
+    """
+    field = array.array("B")
+    field.frombytes(np.ascontiguousarray(pixels, dtype=np.uint8).data)  # one memcpy
+    return field
+
+
 def rgb_to_image_msg(frame: np.ndarray, header=None, encoding: str = "rgb8"):
     """(H, W, 3) RGB uint8 → sensor_msgs/Image in rgb8 or bgr8, on `header` when given."""
     from sensor_msgs.msg import Image
@@ -140,7 +153,7 @@ def rgb_to_image_msg(frame: np.ndarray, header=None, encoding: str = "rgb8"):
     msg.encoding = encoding
     msg.is_bigendian = 0
     msg.step = msg.width * 3
-    msg.data = frame.tobytes()
+    msg.data = uint8_field(frame)
     return msg
 
 
@@ -155,5 +168,5 @@ def mono8_image_msg(mask: np.ndarray, header=None):
     msg.encoding = "mono8"
     msg.is_bigendian = 0
     msg.step = msg.width
-    msg.data = (mask.astype(np.uint8) * 255).tobytes()
+    msg.data = uint8_field(mask.astype(np.uint8) * 255)
     return msg

@@ -6,6 +6,7 @@ its outline and box drawn, and a label "id: category" written above the box.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from dataclasses import dataclass
 
@@ -33,9 +34,14 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
 class OverlayObject:
     object_id: str
     mask: np.ndarray  # (H, W) bool
-    box: tuple[int, int, int, int] | None  # (x0, y0, x1, y1), exclusive end
+    box: tuple[int, int, int, int] | None  # (x0, y0, x1, y1) of the mask, exclusive end
     present: bool
     label: str = ""  # e.g. the category
+
+
+@functools.lru_cache(maxsize=1024)
+def _text_size(text: str, scale: float) -> tuple[tuple[int, int], int]:
+    return cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)  # slow; labels repeat
 
 
 def color_for(object_id: str) -> tuple[int, int, int]:
@@ -53,13 +59,19 @@ def draw_overlay(frame: np.ndarray, objects: list[OverlayObject], alpha: float =
             raise ValueError(
                 f"mask of {obj.object_id!r} is {obj.mask.shape}, frame is {(height, width)}"
             )
-        if not obj.present or not obj.mask.any():
+        if not obj.present or obj.box is None:
             continue
-        color = np.array(color_for(obj.object_id), dtype=np.float32)
-        pixels = canvas[obj.mask].astype(np.float32)  # (N, 3)
-        canvas[obj.mask] = (pixels * (1.0 - alpha) + color * alpha).astype(np.uint8)
+        x0, y0, x1, y1 = obj.box
+        region = canvas[y0:y1, x0:x1]  # a view: blending touches only the object's box
+        inside = obj.mask[y0:y1, x0:x1]  # (h, w) bool
+        if not inside.any():
+            continue
+        red, green, blue = color_for(obj.object_id)
+        faded = cv2.convertScaleAbs(region, alpha=1.0 - alpha)  # (h, w, 3) uint8
+        tinted = cv2.add(faded, (red * alpha, green * alpha, blue * alpha, 0.0))
+        cv2.copyTo(tinted, inside.view(np.uint8), region)  # in place: region views canvas
         contours, _ = cv2.findContours(
-            obj.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+            inside.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0)
         )
         cv2.drawContours(canvas, contours, -1, color_for(obj.object_id), 2)
     for obj in objects:  # labels last so masks never cover text
@@ -70,7 +82,7 @@ def draw_overlay(frame: np.ndarray, objects: list[OverlayObject], alpha: float =
         cv2.rectangle(canvas, (x0, y0), (x1 - 1, y1 - 1), color, 1)
         text = f"{obj.object_id}: {obj.label}" if obj.label else obj.object_id
         scale = max(0.4, min(1.0, width / 1280))
-        (text_w, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        (text_w, text_h), baseline = _text_size(text, scale)
         top = max(0, y0 - text_h - baseline - 2)
         cv2.rectangle(canvas, (x0, top), (x0 + text_w + 2, top + text_h + baseline + 2), color, -1)
         cv2.putText(

@@ -34,10 +34,12 @@ Services: add_object (pam_ros/AddObject), remove_object (pam_ros/RemoveObject),
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,6 +102,20 @@ class NodeCounters:
 
 
 @dataclass(frozen=True)
+class FrameTimings:
+    """Where one tracked frame's time went (seconds, perf_counter)."""
+
+    convert_s: float  # ROS image → RGB numpy
+    track_s: float  # the tracker (the model)
+    publish_s: float  # scheduler hand-over, message building, overlay, publishing
+
+    @property
+    def overhead_fraction(self) -> float:
+        """The node's own work relative to the model's."""
+        return (self.convert_s + self.publish_s) / self.track_s if self.track_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
 class _PendingFrame:
     msg: Image | CompressedImage
     arrival: float  # time.monotonic() when the callback stored it
@@ -120,6 +136,30 @@ def _box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> floa
     area_b = (b[2] - b[0]) * (b[3] - b[1])
     union = area_a + area_b - inter
     return inter / union if union > 0 else 0.0
+
+
+def _never_raises(callback):
+    """Service/topic callbacks must not raise: an exception would stop the whole executor.
+
+    An unexpected error (a model raising something other than its documented ValueErrors) is
+    logged and, for services, answered with success=False and the error.
+    """
+
+    @functools.wraps(callback)
+    def guarded(self, request, response=None):
+        try:
+            if response is None:
+                return callback(self, request)
+            return callback(self, request, response)
+        except Exception as exc:
+            self.get_logger().error(f"{callback.__name__} failed: {exc!r}")
+            with self._counters_lock:
+                self.counters.last_error = f"{callback.__name__}: {exc!r}"
+            if response is not None:
+                response.success, response.message = False, f"internal error: {exc!r}"
+            return response
+
+    return guarded
 
 
 def scheduler_config(params: NodeParameters) -> SchedulerConfig:
@@ -148,13 +188,18 @@ class PamNode(LifecycleNode):
         self.device = "cpu"
         self.counters = NodeCounters()
         self.slot = LatestFrameSlot()
+        self.timings: deque[FrameTimings] = deque(maxlen=1000)  # newest last
         self._tracker_lock = threading.Lock()  # the tracker is used by the worker and services
         self._counters_lock = threading.Lock()
         self._names: dict[str, str] = {}  # object id → human name
         self._frame_size: tuple[int, int] | None = None  # (width, height) of the last frame
         self._last_stamp_ns = 0
         self._last_latency = 0.0
-        self._last_overlay = 0.0
+        # The newest tracked frame for the overlay timer: (header, frame, result, semantics).
+        self._overlay_input: tuple | None = None
+        self._overlay_lock = threading.Lock()
+        self._overlay_timer = None
+        self.overlay_render_s: deque[float] = deque(maxlen=1000)
         self._rate_window: tuple[float, int] = (time.monotonic(), 0)
         self._stop_worker = threading.Event()
         self._worker: threading.Thread | None = None
@@ -164,6 +209,7 @@ class PamNode(LifecycleNode):
         self._image_group = MutuallyExclusiveCallbackGroup()
         self._prompt_group = MutuallyExclusiveCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
+        self._overlay_group = MutuallyExclusiveCallbackGroup()
         # Services live for the node's whole life (answering "not active" when not active),
         # each in its own group so a slow describe never holds up add/remove/reset.
         self.create_service(
@@ -314,6 +360,7 @@ class PamNode(LifecycleNode):
         self._worker.start()
         if self.scheduler is not None:
             self.scheduler.start()
+        self._restart_overlay_timer()
         self.get_logger().info(
             f"active: listening on {image_sub.topic_name} ({params.qos_reliability}, "
             f"depth {params.qos_depth})"
@@ -338,6 +385,11 @@ class PamNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _stop_workers(self) -> None:
+        if self._overlay_timer is not None:
+            self.destroy_timer(self._overlay_timer)
+            self._overlay_timer = None
+        with self._overlay_lock:
+            self._overlay_input = None
         for subscription in self._inputs:
             self.destroy_subscription(subscription)
         self._inputs = []
@@ -397,6 +449,8 @@ class PamNode(LifecycleNode):
         self.params = updated
         if self.scheduler is not None:
             self.scheduler.update_config(config)
+        if "overlay_rate_hz" in values:
+            self._restart_overlay_timer()
         if "diagnostics_period_s" in values:
             self._diagnostics_timer.cancel()
             self.destroy_timer(self._diagnostics_timer)
@@ -450,15 +504,19 @@ class PamNode(LifecycleNode):
             return None
 
     def _process(self, pending: _PendingFrame) -> None:
+        started = time.perf_counter()
         frame = self._convert(pending.msg)  # (H, W, 3) RGB uint8
         if frame is None:
             return
+        converted = time.perf_counter()
         header = pending.msg.header
         stamp_ns = stamp_to_ns(header.stamp)
         with self._tracker_lock:
             if self.tracker is None:
                 return
+            tracking = time.perf_counter()
             result = self.tracker.track(frame, stamp_ns=stamp_ns)
+            tracked = time.perf_counter()
             self._frame_size = (frame.shape[1], frame.shape[0])
             self._last_stamp_ns = stamp_ns
             observations = self._observations(result)
@@ -466,6 +524,20 @@ class PamNode(LifecycleNode):
         if self.scheduler is not None:
             self.scheduler.observe(stamp_ns, observations)
         semantics = self.scheduler.all_semantics() if self.scheduler is not None else {}
+        self._publish_outputs(pending, header, frame, result, names, semantics)
+        finished = time.perf_counter()
+        with self._counters_lock:
+            self.counters.frames_tracked += 1
+            self._last_latency = time.monotonic() - pending.arrival
+        self.timings.append(
+            FrameTimings(
+                convert_s=converted - started,
+                track_s=tracked - tracking,
+                publish_s=finished - tracked,
+            )
+        )
+
+    def _publish_outputs(self, pending, header, frame, result, names, semantics) -> None:
         params = self.params
         latency = time.monotonic() - pending.arrival
         tracked = message_builders.tracked_object_array(
@@ -483,10 +555,21 @@ class PamNode(LifecycleNode):
                 header, result, semantics, params.marker_frame_id, params.marker_pixel_scale
             )
         )
-        now = time.monotonic()
-        if params.overlay_rate_hz > 0 and now - self._last_overlay >= 1.0 / params.overlay_rate_hz:
-            self._last_overlay = now
-            overlay_objects = [
+        if params.overlay_rate_hz > 0:
+            with self._overlay_lock:  # rendered by the overlay timer, off the tracking thread
+                self._overlay_input = (header, frame, result, semantics)
+
+    def _publish_overlay(self) -> None:
+        """Overlay timer: draw the newest tracked frame once, on its source header."""
+        with self._overlay_lock:
+            latest, self._overlay_input = self._overlay_input, None
+        publisher = self._outputs.get("overlay")  # gone after cleanup
+        if latest is None or publisher is None:
+            return
+        started = time.perf_counter()
+        header, frame, result, semantics = latest
+        try:
+            objects = [
                 OverlayObject(
                     oid,
                     obj.mask,
@@ -496,13 +579,23 @@ class PamNode(LifecycleNode):
                 )
                 for oid, obj in result.objects.items()
             ]
-            canvas = draw_overlay(frame, overlay_objects, params.overlay_alpha)
-            self._outputs["overlay"].publish(
-                rgb_to_image_msg(canvas, header, params.overlay_encoding)
+            canvas = draw_overlay(frame, objects, self.params.overlay_alpha)
+            publisher.publish(rgb_to_image_msg(canvas, header, self.params.overlay_encoding))
+        except Exception as exc:  # an exception here would stop the executor
+            self.get_logger().error(f"overlay failed: {exc!r}", throttle_duration_sec=5.0)
+            return
+        self.overlay_render_s.append(time.perf_counter() - started)
+
+    def _restart_overlay_timer(self) -> None:
+        if self._overlay_timer is not None:
+            self.destroy_timer(self._overlay_timer)
+            self._overlay_timer = None
+        if self.params.overlay_rate_hz > 0 and self.lifecycle_state in ("active", "activating"):
+            self._overlay_timer = self.create_timer(
+                1.0 / self.params.overlay_rate_hz,
+                self._publish_overlay,
+                callback_group=self._overlay_group,
             )
-        with self._counters_lock:
-            self.counters.frames_tracked += 1
-            self._last_latency = time.monotonic() - pending.arrival
 
     def _observations(self, result) -> list[ObjectObservation]:
         """The scheduler's view of `result` (call with the tracker lock held)."""
@@ -536,6 +629,7 @@ class PamNode(LifecycleNode):
             self.scheduler.observe(stamp_ns, observations)
         return new_id
 
+    @_never_raises
     def _on_add_object(self, request: AddObject.Request, response: AddObject.Response):
         points = [(float(p.x), float(p.y)) for p in request.points]
         labels = [int(v) for v in request.labels] or [1] * len(points)
@@ -556,6 +650,7 @@ class PamNode(LifecycleNode):
         response.success, response.message = True, f"tracking object {response.id!r}"
         return response
 
+    @_never_raises
     def _on_click(self, msg: PointStamped) -> None:
         try:
             new_id = self.add_object([(msg.point.x, msg.point.y)], [1], None, None, "")
@@ -564,6 +659,7 @@ class PamNode(LifecycleNode):
             return
         self.get_logger().info(f"click at ({msg.point.x:.0f}, {msg.point.y:.0f}) → {new_id!r}")
 
+    @_never_raises
     def _on_box(self, msg: RegionOfInterest) -> None:
         box = (msg.x_offset, msg.y_offset, msg.x_offset + msg.width, msg.y_offset + msg.height)
         with self._tracker_lock:
@@ -582,6 +678,7 @@ class PamNode(LifecycleNode):
             return
         self.get_logger().info(f"box {box} → {new_id!r}")
 
+    @_never_raises
     def _on_remove_object(self, request: RemoveObject.Request, response: RemoveObject.Response):
         try:
             self._require_active()
@@ -596,6 +693,7 @@ class PamNode(LifecycleNode):
         response.success, response.message = True, f"removed {request.id!r}"
         return response
 
+    @_never_raises
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
         try:
             self._require_active()
@@ -612,6 +710,7 @@ class PamNode(LifecycleNode):
         response.success, response.message = True, f"reset: forgot {count} object(s)"
         return response
 
+    @_never_raises
     def _on_describe(self, request: Describe.Request, response: Describe.Response):
         kind = request.kind or Describe.Request.KIND_CATEGORY
         try:
@@ -673,11 +772,14 @@ class PamNode(LifecycleNode):
         )
 
     def _publish_diagnostics(self) -> None:
-        self._diagnostics_pub.publish(
-            message_builders.diagnostics_msg(
+        try:
+            msg = message_builders.diagnostics_msg(
                 self.get_clock().now().to_msg(), self.get_fully_qualified_name(), self.health()
             )
-        )
+        except Exception as exc:  # never let a report stop the executor
+            self.get_logger().error(f"diagnostics failed: {exc!r}", throttle_duration_sec=5.0)
+            return
+        self._diagnostics_pub.publish(msg)
 
 
 def main(args: list[str] | None = None) -> int:
