@@ -179,6 +179,7 @@ def test_absent_im_patch_key_adds_the_token_like_the_official_loader(tmp_path: P
     assert engine.tokenizer.convert_tokens_to_ids("<im_patch>") == len(engine.tokenizer) - 1
 
 
+@pytest.mark.filterwarnings("ignore:.*rope_scaling.*:FutureWarning")  # config.json read by HF
 def test_tokenizer_is_real_and_carries_the_chat_tokens(tiny_checkpoint: Path) -> None:
     from transformers import AutoTokenizer
 
