@@ -23,7 +23,7 @@ from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from pam_ros.msg import TrackedObject, TrackedObjectArray
 from pam_ros.srv import AddObject, Describe, RemoveObject
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -434,6 +434,18 @@ def test_bad_input_gets_clear_errors_and_the_node_keeps_serving(
     assert not failed.success and "injected add failure" in failed.message
     assert h.call(h.add, _add_request(points=[(100, 100)], object_id="second")).success
     assert h.call(h.remove, RemoveObject.Request(id="second")).success
+    # Boxes from an upstream detector: one object per new box, overlapping boxes ignored.
+    h.box_pub.publish(RegionOfInterest(x_offset=40, y_offset=300, width=200, height=150))
+    wait_for(lambda: len(node.tracker.object_ids) == 2, what="the object of the box")
+    stamp += 1
+    h.track(frames[2], stamp)  # the box object gets a tracked mask and box
+    h.box_pub.publish(RegionOfInterest(x_offset=42, y_offset=302, width=198, height=150))
+    h.box_pub.publish(RegionOfInterest(x_offset=2000, y_offset=0, width=10, height=10))
+    h.click_pub.publish(PointStamped(point=Point(x=600.0, y=100.0)))  # processed after both
+    wait_for(lambda: len(node.tracker.object_ids) == 3, what="the clicked object")
+    boxed = node.tracker.object_ids[1]
+    assert h.call(h.remove, RemoveObject.Request(id=boxed)).success
+    assert h.call(h.remove, RemoveObject.Request(id=node.tracker.object_ids[1])).success
     # Bad parameter values are refused at run time; good ones apply.
     results = node.set_parameters([Parameter("semantic_rate_hz", value=-1.0)])
     assert not results[0].successful
@@ -510,3 +522,82 @@ def test_lifecycle_transitions_and_missing_weights(harness_factory, checkpoints,
     assert no_pam.node.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert "/nonexistent/pam" in no_pam.node.counters.last_error
     assert no_pam.node.tracker is None  # the tracker built before the failure was released
+
+
+def test_compressed_input(harness_factory, checkpoints, frames):
+    from sensor_msgs.msg import CompressedImage
+
+    h = harness_factory(
+        node_parameters(checkpoints, use_compressed=True, **{"semantics.enabled": False})
+    )
+    publisher = h.client.create_publisher(
+        CompressedImage,
+        "image/compressed",
+        QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE),
+    )
+    wait_for(lambda: publisher.get_subscription_count() > 0, what="compressed subscriber")
+    ok, jpeg = cv2.imencode(".jpg", frames[0][:, :, ::-1])
+    assert ok
+    msg = CompressedImage(format="jpeg", data=jpeg.tobytes())
+    msg.header.stamp = stamp_from_ns(42)
+    msg.header.frame_id = "camera_optical"
+    publisher.publish(msg)
+    result = wait_for(lambda: h._result_for(42), what="result of the compressed frame")
+    assert (result.image_width, result.image_height) == (854, 480)
+    assert h.call(h.add, _add_request(points=[(420, 260)])).success
+
+
+def test_executable_autostarts_and_shuts_down_cleanly(checkpoints, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    sam, _ = checkpoints
+    namespace = next(_namespaces)
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve().parents[1] / "bin" / "pam_node"),
+        "--ros-args",
+        "-r",
+        f"__ns:={namespace}",
+        "--params-file",
+        str(Path(__file__).resolve().parents[1] / "config" / "pam.yaml"),
+        "-p",
+        "tracker.model_size:=tiny",
+        "-p",
+        "tracker.image_size:=256",
+        "-p",
+        f"tracker.checkpoint:={sam}",
+        "-p",
+        "semantics.enabled:=false",
+        "-p",
+        "device:=cpu",
+    ]
+    log = (tmp_path / "pam_node.log").open("w")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    probe = rclpy.create_node("probe", namespace=namespace, context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(probe)
+    try:
+        get_state = probe.create_client(GetState, "pam_ros/get_state")
+        assert get_state.wait_for_service(timeout_sec=WAIT_S), "pam_node did not start"
+
+        def active():
+            future = get_state.call_async(GetState.Request())
+            executor.spin_until_future_complete(future, timeout_sec=5)
+            return future.done() and future.result().current_state.label == "active"
+
+        wait_for(active, what="the node to autostart into active")
+    finally:
+        executor.shutdown()
+        probe.destroy_node()
+        rclpy.shutdown(context=context)
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=30)
+        log.close()
+    output = (tmp_path / "pam_node.log").read_text()
+    assert code == 0, output
+    assert "active: listening on" in output and "Traceback" not in output
