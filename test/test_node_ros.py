@@ -172,6 +172,7 @@ def node_parameters(checkpoints, **extra) -> dict:
         "device": "cpu",
         "semantic_rate_hz": 20.0,
         "semantic_kinds": ["category", "explain"],
+        "max_new_tokens": 24,  # random weights talk until the limit: keep answers short
         "video_caption_segment_frames": 0,
         "mask_layout": "full_frame",
         "overlay_rate_hz": 100.0,

@@ -406,7 +406,8 @@ def test_real_engine_describes_tracked_objects_and_streams_video_captions(real_m
     tracker, engine = real_models
     tracker.reset()
     scheduler = SemanticsScheduler(
-        engine, SchedulerConfig(video_segment_frames=16, kinds=("category", "explain"))
+        engine,
+        SchedulerConfig(video_segment_frames=16, kinds=("category", "explain"), max_new_tokens=24),
     )
     object_id = None
     for index, path in enumerate(davis_frames("car-shadow")[:17]):

@@ -170,7 +170,7 @@ def scheduler_config(params: NodeParameters) -> SchedulerConfig:
         video_segment_frames=params.video_caption_segment_frames,
         kinds=tuple(params.semantic_kinds),
         language=params.language,
-        max_new_tokens=params.max_new_tokens,
+        max_new_tokens=params.max_new_tokens or None,
     )
 
 

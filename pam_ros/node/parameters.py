@@ -209,7 +209,11 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ),
     ParameterSpec("language", "en", "default description language", choices=LANGUAGES),
     ParameterSpec(
-        "max_new_tokens", 64, "longest generated description, in tokens", minimum=1, maximum=1024
+        "max_new_tokens",
+        0,
+        "longest generated description, in tokens (0: the engine's default for each kind)",
+        minimum=0,
+        maximum=4096,
     ),
     # --- outputs ---
     ParameterSpec(
@@ -268,7 +272,7 @@ class NodeParameters:
     video_caption_segment_frames: int = 32
     semantic_kinds: list[str] = field(default_factory=lambda: ["category", "explain"])
     language: str = "en"
-    max_new_tokens: int = 64
+    max_new_tokens: int = 0
     mask_layout: str = "cropped"
     overlay_rate_hz: float = 5.0
     overlay_encoding: str = "rgb8"

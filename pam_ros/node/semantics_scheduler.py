@@ -66,7 +66,7 @@ class SchedulerConfig:
     video_segment_frames: int = 32  # 0 disables streaming video captions
     kinds: tuple[str, ...] = ("category", "explain")  # kept fresh automatically
     language: str = "en"
-    max_new_tokens: int | None = 64
+    max_new_tokens: int | None = None  # None: the engine's default for each kind
 
     def __post_init__(self) -> None:
         if not self.rate_hz > 0:
