@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import statistics
 import sys
@@ -30,8 +31,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-
-os.environ.setdefault("TQDM_DISABLE", "1")  # sam2's per-frame progress bars
 
 from pam_ros.tracking import StreamingTracker, TrackerConfig
 from pam_ros.tracking.model_builder import hydra_overrides
@@ -122,7 +121,9 @@ def run_official(config, frame_paths, num_objects, warmup) -> tuple[list[float],
         else contextlib.nullcontext()
     )
     width, height = Image.open(frame_paths[0]).size
-    with tempfile.TemporaryDirectory() as video_dir, autocast:
+    # sam2 draws tqdm progress bars on stderr per frame; keep the table readable
+    quiet = contextlib.redirect_stderr(io.StringIO())
+    with tempfile.TemporaryDirectory() as video_dir, autocast, quiet:
         for i, path in enumerate(frame_paths):
             os.symlink(path, Path(video_dir) / f"{i:05d}.jpg")
         memory = PeakMemory(device)
@@ -167,7 +168,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames-dir", type=Path, default=DEFAULT_FRAMES)
     parser.add_argument("--compile", action="store_true", help="torch.compile (stream only)")
     parser.add_argument("--no-official", action="store_true", help="skip sam2's predictor")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     sources = sorted(args.frames_dir.glob("*.jpg"))
     if not sources:
