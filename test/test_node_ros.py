@@ -341,15 +341,21 @@ def test_overload_stays_current_and_counts_drops(harness_factory, checkpoints, f
     assert sent >= 300
     assert 0 < tracked < sent / 2, (tracked, sent)  # tracking is much slower than 100 Hz
     assert slot.dropped > sent / 2  # the backlog was dropped, and counted
-    # Stays current: every result is about a frame published at most ~2 tracking steps ago.
+    # Stays current: every result is about a frame published at most ~2 processing steps
+    # before it came out (bounds scale with this machine's measured step, so a loaded CI
+    # host does not fail it), and consecutive results skip the frames published meanwhile
+    # (a FIFO backlog would track them 10 ms apart, lagging further and further behind).
+    step = max(t.convert_s + t.track_s + t.publish_s for t in h.node.timings)
     lags = [
         received_at_wall - stamp_to_ns(msg.header.stamp) / 1e9
         for msg, received_at_wall in _wall_receive_times(h)
         if stamp_to_ns(msg.header.stamp) > 1_000_000_000
     ]
-    assert lags and max(lags) < 2.5, max(lags)  # a backlog would lag by ~4 s at the end
-    newest = max(stamp_to_ns(m.header.stamp) for m in h.tracked)
-    assert (publish_end_ns - newest) / 1e9 < 2.5  # the last result is of a recent frame
+    assert lags and max(lags) < 2 * step + 0.5, (max(lags), step)
+    window = sorted(s for s in h.received_at if s > 1_000_000_000)
+    assert np.median(np.diff(window)) / 1e9 > 0.05, np.diff(window)
+    newest = window[-1]
+    assert (publish_end_ns - newest) / 1e9 < 2 * step + 0.5  # the last result is recent
     assert (rss_after - rss_before) * 1024 < 150 * 2**20  # memory flat (no frame backlog)
     diagnostics = wait_for(lambda: h.diagnostics and h.diagnostics[-1], what="diagnostics")
     values = {kv.key: kv.value for kv in diagnostics.status[0].values}
