@@ -244,7 +244,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="per semantics run")
     parser.add_argument("--semantic-rate-hz", type=float, default=1.0)
     parser.add_argument("--describe-hz", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     workdir = Path(tempfile.mkdtemp(prefix="pam_bench_"))
     sam = os.path.expanduser(args.tracker_checkpoint)

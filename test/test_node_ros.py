@@ -39,6 +39,18 @@ WAIT_S = 60.0  # generous upper bound for anything the node must do
 _namespaces = (f"/pam_test_{i}" for i in itertools.count())
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """One intra-op thread per model thread: the tiny test models gain little from two, and
+    two threads spin badly when other processes share these 2 cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def ros_context():
     context = rclpy.Context()
