@@ -174,6 +174,24 @@ def test_feature_history_is_bounded_and_shaped(joint_run):
     assert not torch.equal(features["c"][-1].image_embedding, features["c"][-2].image_embedding)
 
 
+def test_bfloat16_autocast_path(model, frames):
+    """The CUDA precision path (bf16 autocast), run on the CPU: same masks as fp32 up to
+    bf16 rounding, features handed out in bf16."""
+    runs = {}
+    for dtype in ("float32", "bfloat16"):
+        tracker = StreamingTracker(model, TrackerConfig(**{**CONFIG.__dict__, "dtype": dtype}))
+        tracker.track(frames[0])
+        tracker.add_object(points=POINT_A, labels=[1])
+        runs[dtype] = [tracker.last_result.objects["1"]]
+        runs[dtype] += [tracker.track(f).objects["1"] for f in frames[1:4]]
+        features = tracker.latest_features("1")
+        tracker.release()
+    assert features.image_embedding.dtype == features.mask_tokens.dtype == torch.bfloat16
+    for full, half in zip(runs["float32"], runs["bfloat16"], strict=True):
+        assert half.present and (full.mask_logits - half.mask_logits).abs().max() < 0.05
+        assert (full.mask == half.mask).mean() > 0.99
+
+
 # ----------------------------------------------------------------------------- bad input
 
 

@@ -434,8 +434,10 @@ class StreamingTracker:
         for row, object_id in enumerate(object_ids):
             self._histories[object_id].append(
                 RegionFeatures(
-                    image_embedding=tap.image_embedding[row].clone(),  # (256, S, S)
-                    mask_tokens=tap.mask_tokens[row].clone(),  # (2, 256)
+                    # (256, S, S), (2, 256), both in the compute dtype (autocast leaves the
+                    # decoder's normalised keys in float32 and its tokens in bfloat16)
+                    image_embedding=tap.image_embedding[row].to(self.compute_dtype, copy=True),
+                    mask_tokens=tap.mask_tokens[row].to(self.compute_dtype, copy=True),
                     frame_index=frame.index,
                     stamp_ns=frame.stamp_ns,
                 )
