@@ -36,17 +36,17 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import rclpy  # noqa: E402
-from pam_ros.msg import TrackedObjectArray  # noqa: E402
-from pam_ros.srv import AddObject, Describe  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
+from pam_ros.msg import TrackedObjectArray  # noqa: E402
 from pam_ros.node.image_conversion import rgb_to_image_msg  # noqa: E402
 from pam_ros.node.message_builders import stamp_from_ns, stamp_to_ns  # noqa: E402
 from pam_ros.node.pam_node import PamNode  # noqa: E402
+from pam_ros.srv import AddObject, Describe  # noqa: E402
 
 DAVIS = Path(os.environ.get("PAM_ROS_DATA", REPO.parent / "shared" / "data")) / (
     "davis2016_val_subset/JPEGImages/480p/car-shadow"

@@ -34,9 +34,7 @@ class RegionFeatures:
         if emb.dim() != 3 or emb.shape[1] != emb.shape[2]:
             raise ValueError(f"image_embedding must be (C, S, S), got {tuple(emb.shape)}")
         if tok.dim() != 2 or tok.shape[0] != 2 or tok.shape[1] != emb.shape[0]:
-            raise ValueError(
-                f"mask_tokens must be (2, {emb.shape[0]}), got {tuple(tok.shape)}"
-            )
+            raise ValueError(f"mask_tokens must be (2, {emb.shape[0]}), got {tuple(tok.shape)}")
 
     @property
     def grid_size(self) -> int:

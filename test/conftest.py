@@ -30,6 +30,23 @@ def davis_masks(sequence: str) -> list[Path]:
     return sorted((DAVIS / "Annotations" / "480p" / sequence).glob("*.png"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """One intra-op thread per model thread for the whole suite: the tiny test models gain
+    little from two, the node runs tracking and semantics on two threads of its own, and two
+    intra-op threads spin badly when other work shares these 2 cores (a 256 px frame went
+    from 0.14 s to 4 s)."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _seed_everything():
     random.seed(0)

@@ -71,12 +71,18 @@ def _tracked_array(mask: np.ndarray) -> TrackedObjectArray:
     obj = TrackedObject(id="3", name="mug", present=True, score=7.5)
     obj.box = RegionOfInterest(x_offset=10, y_offset=20, width=30, height=40)
     obj.mask_layout = TrackedObject.MASK_FULL_FRAME
-    obj.mask = Image(height=mask.shape[0], width=mask.shape[1], encoding="mono8",
-                     step=mask.shape[1], data=mask.tobytes())
+    obj.mask = Image(
+        height=mask.shape[0],
+        width=mask.shape[1],
+        encoding="mono8",
+        step=mask.shape[1],
+        data=mask.tobytes(),
+    )
     obj.mask.header = msg.header
     obj.mask_area = int(np.count_nonzero(mask))
-    obj.semantics = ObjectSemantics(category="mug", function="holds hot drinks", language="en",
-                                    model="PAM-1.5B", latency=0.06)
+    obj.semantics = ObjectSemantics(
+        category="mug", function="holds hot drinks", language="en", model="PAM-1.5B", latency=0.06
+    )
     obj.semantics.stamp = msg.header.stamp
     msg.objects = [obj]
     return msg

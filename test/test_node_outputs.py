@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-from pam_ros.msg import TrackedObject
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
+from pam_ros.msg import TrackedObject
 from pam_ros.node.latest_frame import LatestFrameSlot
 from pam_ros.node.message_builders import (
     NodeHealth,

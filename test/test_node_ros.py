@@ -21,8 +21,6 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import Point, PointStamped
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from pam_ros.msg import TrackedObject, TrackedObjectArray
-from pam_ros.srv import AddObject, Describe, RemoveObject
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -31,24 +29,14 @@ from sensor_msgs.msg import Image, RegionOfInterest
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
+from pam_ros.msg import TrackedObject, TrackedObjectArray
 from pam_ros.node.image_conversion import image_msg_to_rgb, rgb_to_image_msg
 from pam_ros.node.message_builders import stamp_from_ns, stamp_to_ns
 from pam_ros.node.pam_node import PamNode
+from pam_ros.srv import AddObject, Describe, RemoveObject
 
 WAIT_S = 60.0  # generous upper bound for anything the node must do
 _namespaces = (f"/pam_test_{i}" for i in itertools.count())
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One intra-op thread per model thread: the tiny test models gain little from two, and
-    two threads spin badly when other processes share these 2 cores."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -376,18 +376,6 @@ def test_mask_change():
     assert mask_change(_mask(0), _mask(10)) == pytest.approx(1 - 10 / 30)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One intra-op thread per model thread: the tiny test models gain little from two, and
-    two threads spin badly when other processes share these 2 cores."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ---- the real tiny models ----------------------------------------------------------------
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from conftest import davis_frames
 from PIL import Image
 
@@ -18,16 +17,6 @@ pytestmark = pytest.mark.slow  # ~60 s: 300 frames with two objects
 CONFIG = TrackerConfig(model_size="tiny", image_size=128, random_weights=True, seed=0)
 HOST_GROWTH_LIMIT = 64 * 2**20  # allocator noise; a leak of one frame's state per frame
 # (here ~40 kB x 270 frames for memory alone, plus features) would exceed it
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: small models gain little from two, and two threads spin badly
-    when other processes share these 2 cores (seen: 0.14 s/frame alone, 4 s contended)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _rss_bytes() -> int:

@@ -33,16 +33,6 @@ LOGIT_ATOL = 1e-5
 pytestmark = pytest.mark.slow  # ~40 s on 2 cores: a 40-frame stream + two 30-frame runs
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: small models gain little from two, and two threads spin badly
-    when other processes share these 2 cores (seen: 0.14 s/frame alone, 4 s contended)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _object_point(mask_path) -> tuple[float, float]:
     """A point inside the ground-truth object, in 256 x 256 pixels."""
     mask = np.array(Image.open(mask_path)) > 0

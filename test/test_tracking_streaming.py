@@ -36,16 +36,6 @@ LABELS_C = [1, 0]
 BOX_B = (127.0, 73.0, 510.0, 385.0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: small models gain little from two, and two threads spin badly
-    when other processes share these 2 cores (seen: 0.14 s/frame alone, 4 s contended)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def model():
     return build_sam2_model(CONFIG)
