@@ -20,7 +20,7 @@ from pam_ros.node.message_builders import (
     stamp_to_ns,
     tracked_object_array,
 )
-from pam_ros.node.overlay import OverlayObject, color_for, draw_overlay
+from pam_ros.node.overlay import MAX_LABEL_CHARS, OverlayObject, color_for, draw_overlay, label_text
 from pam_ros.node.semantics_scheduler import ObjectSemanticsRecord
 from pam_ros.tracking import FrameResult, ObjectResult
 
@@ -71,6 +71,15 @@ def test_overlay_rejects_mismatched_masks():
         draw_overlay(frame, [wrong])
     with pytest.raises(ValueError, match="uint8"):
         draw_overlay(frame.astype(np.float32), [])
+
+
+def test_long_labels_are_cut_and_short_ones_kept():
+    assert label_text("3", "mug") == "3: mug"
+    assert label_text("3", "") == "3"
+    long = label_text("7", "a ceramic mug with a handle, used for holding hot drinks " * 3)
+    assert long.startswith("7: a ceramic mug") and long.endswith("…")
+    assert len(long) == len("7: ") + MAX_LABEL_CHARS
+    assert label_text("1", "two\nlines") == "1: two lines"
 
 
 def test_colours_are_stable_per_id():

@@ -30,6 +30,19 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
 )
 
 
+# Labels longer than this are cut (a category is a few words; a long answer would cross the
+# whole frame).
+MAX_LABEL_CHARS = 32
+
+
+def label_text(object_id: str, label: str) -> str:
+    """'id: label', the label cut to MAX_LABEL_CHARS characters with an ellipsis."""
+    label = " ".join(label.split())
+    if len(label) > MAX_LABEL_CHARS:
+        label = label[: MAX_LABEL_CHARS - 1].rstrip() + "…"
+    return f"{object_id}: {label}" if label else object_id
+
+
 @dataclass(frozen=True)
 class OverlayObject:
     object_id: str
@@ -80,7 +93,7 @@ def draw_overlay(frame: np.ndarray, objects: list[OverlayObject], alpha: float =
         x0, y0, x1, y1 = obj.box
         color = color_for(obj.object_id)
         cv2.rectangle(canvas, (x0, y0), (x1 - 1, y1 - 1), color, 1)
-        text = f"{obj.object_id}: {obj.label}" if obj.label else obj.object_id
+        text = label_text(obj.object_id, obj.label)
         scale = max(0.4, min(1.0, width / 1280))
         (text_w, text_h), baseline = _text_size(text, scale)
         top = max(0, y0 - text_h - baseline - 2)
