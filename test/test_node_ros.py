@@ -340,7 +340,10 @@ def test_overload_stays_current_and_counts_drops(harness_factory, checkpoints, f
     slot = h.node.slot.counters
     assert sent >= 300, sent
     assert 0 < tracked < sent / 2, (tracked, sent)  # tracking is much slower than 100 Hz
-    assert slot.dropped > sent / 2  # the backlog was dropped, and counted
+    # The node kept taking frames in while it tracked (best-effort DDS may lose some on the way),
+    # and of what it took in, the backlog was dropped and counted.
+    assert slot.received > sent / 4, (slot.received, sent)
+    assert slot.dropped > slot.received / 2, slot
     # Stays current: every result is about a frame published at most ~2 processing steps
     # before it came out (bounds scale with this machine's measured step, so a loaded CI
     # host does not fail it), and consecutive results skip the frames published meanwhile
