@@ -376,6 +376,17 @@ def _wall_receive_times(h: Harness):
     return [(msg, h.received_at[stamp_to_ns(msg.header.stamp)] + offset) for msg in h.tracked]
 
 
+def _fail_once(model, method: str, message: str) -> None:
+    """Fault injection on the real model: its next `method` call raises, later ones work."""
+    real = getattr(model, method)
+
+    def failing_once(*args, **kwargs):
+        setattr(model, method, real)
+        raise RuntimeError(message)
+
+    setattr(model, method, failing_once)
+
+
 def test_bad_input_gets_clear_errors_and_the_node_keeps_serving(
     harness_factory, checkpoints, frames
 ):
@@ -409,14 +420,7 @@ def test_bad_input_gets_clear_errors_and_the_node_keeps_serving(
     kind = h.call(h.describe, Describe.Request(id="car", kind="poem"))
     assert not kind.success and "poem" in kind.message
     # The tracker raising mid-run: the frame is lost, the next one is tracked.
-    tracker = node.tracker
-    real_track = tracker.track
-
-    def track_failing_once(*args, **kwargs):
-        tracker.track = real_track
-        raise RuntimeError("injected tracker failure")
-
-    tracker.track = track_failing_once
+    _fail_once(node.tracker, "track", "injected tracker failure")
     stamp += 1
     h.image_pub.publish(h.image(frames[1], stamp))
     wait_for(lambda: node.counters.tracking_errors == 1, what="the tracking error")
@@ -425,26 +429,13 @@ def test_bad_input_gets_clear_errors_and_the_node_keeps_serving(
     msg = h.track(frames[2], stamp)
     assert [obj.id for obj in msg.objects] == ["car"] and msg.objects[0].present
     # The engine raising mid-run: describe reports it, the next describe works.
-    engine = node.engine
-    real_describe = engine.describe
-
-    def describe_failing_once(*args, **kwargs):
-        engine.describe = real_describe
-        raise RuntimeError("injected engine failure")
-
-    engine.describe = describe_failing_once
+    _fail_once(node.engine, "describe", "injected engine failure")
     failed = h.call(h.describe, Describe.Request(id="car", kind="caption"))
     assert not failed.success and "injected engine failure" in failed.message
     answer = h.call(h.describe, Describe.Request(id="car", kind="caption"))
     assert answer.success and answer.text
     # An unexpected error inside a service: answered, logged, the executor keeps running.
-    real_add = tracker.add_object
-
-    def add_failing_once(*args, **kwargs):
-        tracker.add_object = real_add
-        raise RuntimeError("injected add failure")
-
-    tracker.add_object = add_failing_once
+    _fail_once(node.tracker, "add_object", "injected add failure")
     failed = h.call(h.add, _add_request(points=[(100, 100)]))
     assert not failed.success and "injected add failure" in failed.message
     assert h.call(h.add, _add_request(points=[(100, 100)], object_id="second")).success
