@@ -8,6 +8,9 @@ Waits poll with deadlines; nothing sleeps for a fixed long time.
 from __future__ import annotations
 
 import itertools
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -24,7 +27,7 @@ from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
@@ -309,24 +312,25 @@ def test_overload_stays_current_and_counts_drops(harness_factory, checkpoints, f
     stamp = 1_000
     h.track(frames[0], stamp)
     assert h.call(h.add, _add_request(points=[(420, 260)])).success
-    messages = [h.image(frame, 0) for frame in frames[:20]]
-    fast_image_pub = h.client.create_publisher(Image, "image", qos_profile_sensor_data)
-
-    def publish_at_100_hz(seconds: float) -> int:
-        sent, start = 0, time.monotonic()
-        while time.monotonic() - start < seconds:
-            msg = messages[sent % len(messages)]
-            msg.header.stamp = stamp_from_ns(time.time_ns())
-            fast_image_pub.publish(msg)
-            sent += 1
-            time.sleep(max(0.0, start + sent * 0.01 - time.monotonic()))
-        return sent
-
-    publish_at_100_hz(1.0)  # warm up (allocator, DDS buffers)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    tracked_before = h.node.counters.frames_tracked
-    sent = publish_at_100_hz(4.0)
-    publish_end_ns = time.time_ns()
+    # The camera runs in its own process, as on a robot: 100 Hz of 854x480 rgb8 frames.
+    folder = davis_frames("car-shadow")[0].parent
+    camera = subprocess.Popen(
+        [sys.executable, "-m", "pam_ros.demo.video_source", "--ros-args",
+         "-r", f"__ns:={h.namespace}", "-p", f"source:={folder}", "-p", "rate_hz:=100.0",
+         "-p", "loop:=true", "-p", "max_frames:=20", "--log-level", "warn"],
+    )  # fmt: skip
+    try:
+        wait_for(lambda: h.node.slot.counters.received > 50, what="the camera's frames")
+        time.sleep(1.0)  # warm up (allocator, DDS buffers)
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        tracked_before = h.node.counters.frames_tracked
+        received_before = h.node.slot.counters.received
+        time.sleep(4.0)
+        publish_end_ns = time.time_ns()
+        received = h.node.slot.counters.received - received_before
+    finally:
+        camera.send_signal(signal.SIGINT)
+        camera.wait(timeout=20)
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     wait_for(
         lambda: (
@@ -343,11 +347,13 @@ def test_overload_stays_current_and_counts_drops(harness_factory, checkpoints, f
         lambda: sum(s > 1_000_000_000 for s in list(h.received_at)) >= tracked,
         what="the client to receive every result",
     )
-    assert sent >= 300, sent
-    assert 0 < tracked < sent / 2, (tracked, sent)  # tracking is much slower than 100 Hz
-    # The node kept taking frames in while it tracked (best-effort DDS may lose some on the way),
-    # and of what it took in, the backlog was dropped and counted.
-    assert slot.received > sent / 4, (slot.received, sent)
+    # The node kept taking frames in at a high rate while it tracked a few per second, and the
+    # backlog was dropped and counted (best-effort DDS may lose some on the way).
+    # Measured here: 130-150 of the ~400 frames published in the window reach the node's callback
+    # (2 cores shared by the camera process, DDS and tracking); 80 is several times the tracking
+    # rate, so the node is well overloaded.
+    assert received > 80, received
+    assert 0 < tracked < received / 4, (tracked, received)
     assert slot.dropped > slot.received / 2, slot
     # Stays current: every result is about a frame published at most ~2 processing steps
     # before it came out (bounds scale with this machine's measured step, so a loaded CI
