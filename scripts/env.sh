@@ -8,6 +8,13 @@ if [ ! -x "$_pam_venv/bin/python" ] || [ ! -d "$_pam_repo/install" ]; then
   return 1 2>/dev/null || exit 1
 fi
 export VIRTUAL_ENV="$_pam_venv"
+# launch / launch_testing / message_filters / vision_msgs / tf2 built by scripts/setup.sh where
+# no system ROS 2 provides them.
+_pam_extras="${PAM_ROS2_EXTRAS:-${XDG_CACHE_HOME:-$HOME/.cache}/pam_ros/ros2_extras}"
+if [ -f "$_pam_extras/env.sh" ]; then
+  # shellcheck source=/dev/null
+  source "$_pam_extras/env.sh"
+fi
 export PATH="$_pam_venv/bin:$PATH"
 export AMENT_PREFIX_PATH="$_pam_repo/install/pam_ros:$_pam_venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 export CMAKE_PREFIX_PATH="$_pam_venv${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
@@ -19,4 +26,4 @@ export LD_LIBRARY_PATH="$_pam_repo/install/pam_ros/lib${LD_LIBRARY_PATH:+:$LD_LI
 # Keep tests and demos off any real robot network: DDS traffic stays on this host.
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
-unset _pam_repo _pam_venv _pam_site
+unset _pam_repo _pam_venv _pam_site _pam_extras

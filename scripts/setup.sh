@@ -2,7 +2,9 @@
 # Sets up everything the README's commands need on a fresh machine, idempotently:
 #   1. a virtual environment (~/.cache/pam_ros/venv, or $PAM_VENV) with ROS 2 Jazzy core from PyPI wheels,
 #      torch, sam2 1.1.0, transformers, opencv, numpy and the dev tools;
-#   2. a colcon build of this package (interfaces + Python code) into install/.
+#   2. launch, launch_testing, message_filters, vision_msgs and tf2 where no system ROS 2 has them
+#      (built from ../shared/ros2_extras into ~/.cache/pam_ros/ros2_extras, or $PAM_ROS2_EXTRAS);
+#   3. a colcon build of this package (interfaces + Python code) into install/.
 # The second run only rebuilds what changed (a few seconds).
 set -euo pipefail
 
@@ -56,6 +58,19 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 else
   log "Python packages up to date in $VENV"
+fi
+
+# 2. launch, launch_testing, message_filters, vision_msgs and tf2: from apt on a ROS 2 install;
+#    here (no ROS apt repository) built from their unmodified Jazzy sources in ../shared/ros2_extras
+#    into a folder outside the source tree (a no-op when up to date).
+EXTRAS_SRC="${PAM_ROS2_EXTRAS_SRC:-$REPO/../shared/ros2_extras}"
+EXTRAS="${PAM_ROS2_EXTRAS:-${XDG_CACHE_HOME:-$HOME/.cache}/pam_ros/ros2_extras}"
+if "$PY" -c 'import launch_ros, launch_testing, message_filters, vision_msgs, tf2_ros' 2>/dev/null; then
+  log "launch, message_filters, vision_msgs and tf2 come from the system ROS 2"
+elif [ -x "$EXTRAS_SRC/build.sh" ] || [ -f "$EXTRAS_SRC/build.sh" ]; then
+  bash "$EXTRAS_SRC/build.sh" --venv "$VENV" "$EXTRAS"
+else
+  log "no system launch/vision_msgs/tf2 and no $EXTRAS_SRC: the tests that need them skip"
 fi
 
 log "building the pam_ros package with colcon"
