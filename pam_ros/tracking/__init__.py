@@ -19,6 +19,11 @@ from pam_ros.tracking.errors import (
     TrackerError,
     UnknownObjectError,
 )
+from pam_ros.tracking.multi_stream import (
+    DuplicateStreamError,
+    MultiStreamTracker,
+    UnknownStreamError,
+)
 from pam_ros.tracking.streaming_tracker import (
     BoxPrompt,
     FrameResult,
@@ -31,9 +36,11 @@ __all__ = [
     "BoxPrompt",
     "CheckpointNotFoundError",
     "DuplicateObjectError",
+    "DuplicateStreamError",
     "FrameResult",
     "InvalidFrameError",
     "InvalidPromptError",
+    "MultiStreamTracker",
     "NoFrameError",
     "ObjectResult",
     "PointPrompt",
@@ -42,4 +49,5 @@ __all__ = [
     "TrackerConfigError",
     "TrackerError",
     "UnknownObjectError",
+    "UnknownStreamError",
 ]

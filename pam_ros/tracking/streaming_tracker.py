@@ -158,10 +158,23 @@ class StreamingTracker:
         """Encode `frame` once and advance every object by one frame."""
         self._check_alive()
         height, width = validate_frame(frame)
-        frame_index = self._next_frame_index
         with self._inference_context():
             image = self.preprocess(frame)  # (1, 3, S, S)
             backbone_out = self.model.forward_image(image)
+        return self.track_encoded(backbone_out, height, width, stamp_ns)
+
+    def track_encoded(
+        self, backbone_out: dict, height: int, width: int, stamp_ns: int = 0
+    ) -> FrameResult:
+        """Advance every object by one frame whose image encoding is already done.
+
+        backbone_out: sam2's `forward_image` output for this one frame (batch of 1), e.g. a
+        slice of a batched encoder pass shared by several streams (`MultiStreamTracker`);
+        (height, width): the frame's size in pixels. `track` is `forward_image` + this.
+        """
+        self._check_alive()
+        frame_index = self._next_frame_index
+        with self._inference_context():
             self._frame = _Frame(frame_index, int(stamp_ns), height, width, backbone_out)
             self._next_frame_index += 1
             result = FrameResult(frame_index, {}, int(stamp_ns))
@@ -512,14 +525,14 @@ class StreamingTracker:
         return stack
 
     def _compile(self) -> None:
-        """torch.compile the two heaviest parts: the image encoder (fixed shapes) and
-        memory attention (the number of memory tokens grows over the first frames)."""
-        self.model.image_encoder.forward = torch.compile(
-            self.model.image_encoder.forward, dynamic=False
-        )
-        self.model.memory_attention.forward = torch.compile(
-            self.model.memory_attention.forward, dynamic=True
-        )
+        compile_sam2(self.model)
+
+
+def compile_sam2(model: SAM2Base) -> None:
+    """torch.compile the two heaviest parts: the image encoder (fixed shapes) and memory
+    attention (the number of memory tokens grows over the first frames)."""
+    model.image_encoder.forward = torch.compile(model.image_encoder.forward, dynamic=False)
+    model.memory_attention.forward = torch.compile(model.memory_attention.forward, dynamic=True)
 
 
 # outputs used for the frame's results but never read again as memory
