@@ -1,0 +1,234 @@
+"""Per-object 3D position and extent from a mask, an aligned depth image and intrinsics.
+
+Method (chosen for robustness to the failures masks and depth have in practice):
+
+1. The mask (at the colour image's size) is sampled onto the depth image's pixel grid
+   (nearest pixel centre), inside the object's box only: the cost is the box's, not the frame's.
+2. Core: the mask eroded by `erosion_px` (edge pixels of a mask often fall on the background,
+   and depth at object edges is smeared by the sensor). If the core has fewer than
+   `min_valid_points` valid depth values (thin or small masks), the whole mask is used.
+3. Depth band: z_med = median depth of the core's valid points, band = max(`min_band_m`,
+   `mad_factor` * 1.4826 * MAD). Points outside z_med +- band are rejected (background seen
+   through holes or spilled edges, flying pixels). Robust while fewer than half of the core's
+   points are off the object.
+4. Position = component-wise median of the core's in-band points, deprojected, each point
+   weighted by z^2 (the surface area a pixel covers grows with z^2; unweighted, a surface
+   turned away from the camera is pulled towards its nearer, denser half: 1.2 cm for a 25 cm
+   plate turned 40 degrees at 1 m). A point on the visible surface near the middle of the
+   object (not the centre of its volume: depth sees only the front).
+   Extent = the `percentiles` (default 1st..99th) span of the whole mask's
+   in-band points on each camera axis: an axis-aligned box in the optical frame around the
+   visible surface; `center` is that box's centre. No oriented box (the visible surface alone
+   does not determine one reliably).
+5. Cost: the object's box is read on a regular grid of depth pixels of stride s (about
+   `max_points` samples in the box), so an object costs about the same whatever its size and
+   the full depth image is never converted. Point counts are grid counts times s^2; the
+   erosion radius is divided by s (at least 1).
+
+Everything is in the depth camera's optical frame (x right, y down, z forward), in metres.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pam_ros.geometry.depth import DepthImage
+from pam_ros.geometry.intrinsics import CameraIntrinsics, IntrinsicsError
+
+# Reasons an object has no 3D position (codes; `Object3D.reason` is "<code>: <detail>").
+NO_DEPTH = "no_depth"  # no depth image paired with this frame (yet)
+NO_CAMERA_INFO = "no_camera_info"  # depth but no camera_info of it
+BAD_INTRINSICS = "bad_intrinsics"  # zero / non-finite K, or its size does not fit the depth
+SIZE_MISMATCH = "size_mismatch"  # depth and colour of different aspect ratio
+BAD_DEPTH = "bad_depth"  # unsupported encoding or a malformed depth image
+ABSENT = "absent"  # the object is not visible on this frame (empty mask)
+NO_VALID_DEPTH = "no_valid_depth"  # too few mask pixels with valid depth (all 0 / NaN / inf)
+NO_POSITION_REASONS = (
+    NO_DEPTH,
+    NO_CAMERA_INFO,
+    BAD_INTRINSICS,
+    SIZE_MISMATCH,
+    BAD_DEPTH,
+    ABSENT,
+    NO_VALID_DEPTH,
+)
+
+Vec3 = tuple[float, float, float]
+ZERO3: Vec3 = (0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class Estimator3DConfig:
+    erosion_px: int = 3  # core erosion radius in depth pixels
+    min_valid_points: int = 10  # fewer valid points than this: no position
+    min_band_m: float = 0.05  # depth band half-width floor around the median
+    mad_factor: float = 3.0  # band half-width in robust standard deviations
+    percentiles: tuple[float, float] = (1.0, 99.0)  # extent span
+    min_depth_m: float = 0.05  # depth outside [min, max] is invalid
+    max_depth_m: float = 20.0
+    max_points: int = 3000  # samples per object box; larger boxes use a coarser pixel grid
+
+    def __post_init__(self) -> None:
+        lo, hi = self.percentiles
+        if not 0.0 <= lo < hi <= 100.0:
+            raise ValueError(f"percentiles need 0 <= lo < hi <= 100, got {self.percentiles}")
+        if self.erosion_px < 0 or self.min_valid_points < 1:
+            raise ValueError("erosion_px must be >= 0 and min_valid_points >= 1")
+        if not 0.0 <= self.min_depth_m < self.max_depth_m:
+            raise ValueError("need 0 <= min_depth_m < max_depth_m")
+
+
+@dataclass(frozen=True)
+class Object3D:
+    has_position: bool
+    position: Vec3 = ZERO3  # metres, optical frame: robust point on the visible surface
+    extent: Vec3 = ZERO3  # metres along x, y, z of the axis-aligned box
+    center: Vec3 = ZERO3  # centre of that box
+    mask_points: int = 0  # mask pixels on the depth grid (sampled grid count x s^2)
+    valid_points: int = 0  # of those, with valid depth (likewise)
+    inlier_points: int = 0  # of those, inside the depth band (on the sampled grid, scaled)
+    eroded: bool = False  # the position came from the eroded core (False: whole mask)
+    reason: str = ""  # "" when has_position, else "<code>: <detail>"
+
+    @property
+    def valid_fraction(self) -> float:
+        return self.valid_points / self.mask_points if self.mask_points else 0.0
+
+    @property
+    def reason_code(self) -> str:
+        return self.reason.split(":", 1)[0]
+
+
+def no_position(code: str, detail: str, **counts) -> Object3D:
+    assert code in NO_POSITION_REASONS, code
+    return Object3D(has_position=False, reason=f"{code}: {detail}", **counts)
+
+
+def _mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def _sample_grid(mask, box, depth_w, depth_h, max_points):
+    """The depth pixels of the box on a regular grid of stride s, and the mask at their centres.
+
+    Returns rows (h,) and cols (w,) of depth pixels, the mask there (h, w) bool, and s."""
+    mask_h, mask_w = mask.shape
+    x0, y0, x1, y1 = box
+    sx, sy = depth_w / mask_w, depth_h / mask_h
+    dx0, dy0 = int(np.floor(x0 * sx)), int(np.floor(y0 * sy))
+    dx1 = max(dx0 + 1, min(depth_w, int(np.ceil(x1 * sx))))
+    dy1 = max(dy0 + 1, min(depth_h, int(np.ceil(y1 * sy))))
+    stride = max(1, int(np.sqrt((dx1 - dx0) * (dy1 - dy0) / max_points)))
+    rows, cols = np.arange(dy0, dy1, stride), np.arange(dx0, dx1, stride)
+    if (mask_w, mask_h) == (depth_w, depth_h):
+        return rows, cols, mask[dy0:dy1:stride, dx0:dx1:stride], stride
+    mask_cols = np.clip(np.rint((cols + 0.5) / sx - 0.5).astype(np.intp), 0, mask_w - 1)
+    mask_rows = np.clip(np.rint((rows + 0.5) / sy - 0.5).astype(np.intp), 0, mask_h - 1)
+    return rows, cols, mask[mask_rows[:, None], mask_cols[None, :]], stride
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    return float(values[order[np.searchsorted(cumulative, 0.5 * cumulative[-1])]])
+
+
+def estimate_object_3d(
+    mask: np.ndarray,
+    depth: DepthImage | None,
+    intrinsics: CameraIntrinsics | None,
+    box: tuple[int, int, int, int] | None = None,
+    config: Estimator3DConfig = Estimator3DConfig(),
+) -> Object3D:
+    """3D state of one object. mask: (H, W) bool at the colour image's size; depth: the aligned
+    depth image (any size of the same aspect ratio); intrinsics: of the depth image (scaled here
+    if camera_info has another size); box: (x0, y0, x1, y1) of the mask if known (saves a scan).
+    Never raises for bad data: the result says why there is no position."""
+    if depth is None:
+        return no_position(NO_DEPTH, "no depth image paired with this frame")
+    if intrinsics is None:
+        return no_position(NO_CAMERA_INFO, "no camera_info for the depth image")
+    try:
+        intrinsics = intrinsics.scaled_to(depth.width, depth.height)
+    except IntrinsicsError as error:
+        return no_position(BAD_INTRINSICS, str(error))
+    mask_h, mask_w = mask.shape
+    if (mask_w, mask_h) != (depth.width, depth.height):
+        ratio, other = mask_w / mask_h, depth.width / depth.height
+        if abs(ratio - other) > 0.01 * ratio:
+            return no_position(
+                SIZE_MISMATCH,
+                f"depth {depth.width}x{depth.height} and colour {mask_w}x{mask_h} differ in "
+                "aspect ratio: depth not aligned to colour",
+            )
+    if box is None:
+        box = _mask_box(mask)
+    else:
+        x0, y0, x1, y1 = box
+        box = (max(0, x0), max(0, y0), min(mask_w, x1), min(mask_h, y1))
+        if box[2] <= box[0] or box[3] <= box[1]:
+            box = None
+    if box is None:
+        return no_position(ABSENT, "empty mask")
+    rows, cols, crop, stride = _sample_grid(
+        mask, box, depth.width, depth.height, config.max_points
+    )  # crop: (h, w) bool on the sampled grid
+    area = stride * stride  # depth pixels per grid sample
+    mask_points = int(np.count_nonzero(crop)) * area
+    if mask_points == 0:
+        return no_position(ABSENT, "empty mask")
+    z = depth.metres(rows[0], rows[-1] + 1, cols[0], cols[-1] + 1, stride)  # (h, w), NaN invalid
+    with np.errstate(invalid="ignore"):
+        valid = crop & (z >= config.min_depth_m) & (z <= config.max_depth_m)
+    valid_points = int(np.count_nonzero(valid)) * area
+    counts = dict(mask_points=mask_points, valid_points=valid_points)
+    if valid_points < config.min_valid_points:
+        return no_position(
+            NO_VALID_DEPTH,
+            f"{valid_points} of {mask_points} mask pixels have valid depth "
+            f"(need {config.min_valid_points}; 0 / NaN / inf / outside "
+            f"{config.min_depth_m}..{config.max_depth_m} m are invalid)",
+            **counts,
+        )
+    core, eroded = valid, False
+    radius = max(1, round(config.erosion_px / stride)) if config.erosion_px else 0
+    if radius > 0:
+        size = 2 * radius + 1
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+        core_mask = cv2.erode(
+            crop.view(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0
+        ).view(bool)
+        eroded_valid = core_mask & valid
+        if np.count_nonzero(eroded_valid) * area >= config.min_valid_points:
+            core, eroded = eroded_valid, True
+    core_z = z[core]
+    z_med = float(np.median(core_z))
+    mad = float(np.median(np.abs(core_z - z_med)))
+    band = max(config.min_band_m, config.mad_factor * 1.4826 * mad)
+    with np.errstate(invalid="ignore"):
+        in_band = np.abs(z - z_med) <= band
+    inliers = valid & in_band
+    core_inliers = core & in_band
+    v_core, u_core = np.nonzero(core_inliers)
+    core_z = z[core_inliers]
+    core_points = intrinsics.deproject(cols[u_core], rows[v_core], core_z)
+    position = [_weighted_median(core_points[:, axis], core_z * core_z) for axis in range(3)]
+    v_all, u_all = np.nonzero(inliers)
+    points = intrinsics.deproject(cols[u_all], rows[v_all], z[inliers])
+    lo, hi = np.percentile(points, config.percentiles, axis=0)
+    return Object3D(
+        has_position=True,
+        position=tuple(float(c) for c in position),
+        extent=tuple(float(c) for c in hi - lo),
+        center=tuple(float(c) for c in (hi + lo) / 2),
+        inlier_points=int(points.shape[0]) * area,
+        eroded=eroded,
+        **counts,
+    )
