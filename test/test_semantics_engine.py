@@ -128,7 +128,22 @@ def test_stream_yields_the_same_text_in_pieces(engine: SemanticEngine) -> None:
     pieces = list(engine.stream(request))
     [desc] = engine.describe([request])
     assert len(pieces) > 1
-    assert "".join(pieces).strip() == desc.text
+    assert "".join(pieces) == desc.text
+    for seed in range(4):  # other answers, zh too; each joins to exactly its text
+        for language in ("en", "zh"):
+            request = _request("category", seed=20 + seed, language=language)
+            [desc] = engine.describe([request])
+            assert "".join(engine.stream(request)) == desc.text
+
+
+def test_strip_stream_joins_to_the_stripped_text() -> None:
+    from pam_ros.semantics.engine import strip_stream
+
+    raw = ["", " ", " A", " red", " ", "cup ", "\n", " ", "!", " \n "]
+    pieces = list(strip_stream(raw))
+    assert "".join(pieces) == "".join(raw).strip() == "A red cup \n !"
+    assert all(pieces) and pieces[0] == "A"
+    assert list(strip_stream(["  ", ""])) == []
 
 
 def test_greedy_kv_cache_and_official_penalty_match_a_plain_loop(checkpoint: Path) -> None:
@@ -308,3 +323,40 @@ def test_bfloat16_path_runs_end_to_end(checkpoint: Path) -> None:
     _assert_informative(desc.token_ids)
     pe = engine.model.visual.vision_resampler.pe_layer.positional_encoding_gaussian_matrix
     assert pe.dtype == torch.bfloat16
+
+
+def test_batched_official_decoding_equals_one_by_one(checkpoint: Path) -> None:
+    # Rows of different prompt lengths are left-padded; the penalty must see each row's
+    # generated tokens from its first one on, as one-by-one decoding does.
+    # The checkpoint's 1.05 and a strong 1.5 (which makes a skipped penalty show at once).
+    from pam_ros.semantics import GenerationSettings
+
+    official = SemanticEngine.from_pretrained(checkpoint, decoding="official")
+    strong = SemanticEngine.from_pretrained(
+        checkpoint, generation=GenerationSettings(repetition_penalty=1.5)
+    )
+    requests = [
+        _request("category", seed=s, max_new_tokens=20)
+        if s % 2
+        else _request("caption", seed=s, language="zh", max_new_tokens=20)
+        for s in range(6)
+    ]
+    requests.append(_request("explain", seed=7, max_new_tokens=20))
+    for engine in (official, strong):
+        batched = engine.describe(requests)
+        single = [engine.describe([r])[0] for r in requests]
+        for b, s in zip(batched, single, strict=True):
+            _assert_informative(s.token_ids)
+            assert b.token_ids == s.token_ids
+
+
+def test_checkpoint_without_a_penalty_uses_transformers_default(tmp_path: Path) -> None:
+    folder = write_random_checkpoint(tmp_path / "PAM-tiny", size="tiny", seed=0)
+    (folder / "generation_config.json").unlink(missing_ok=True)
+    engine = SemanticEngine.from_pretrained(folder, decoding="official")
+    assert engine.generation.repetition_penalty == 1.0
+    import json
+
+    (folder / "generation_config.json").write_text(json.dumps({"top_k": 20}))
+    engine = SemanticEngine.from_pretrained(folder, decoding="official")
+    assert engine.generation.repetition_penalty == 1.0

@@ -18,8 +18,7 @@ import gc
 import json
 import threading
 import time
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -104,7 +103,8 @@ class GenerationSettings:
     """How answers are decoded. Greedy by default: the same features give the same text.
 
     repetition_penalty: 1.0 is pure argmax. The official path applies the checkpoint's
-        generation_config penalty (1.05) to the generated tokens only (spec 6);
+        generation_config penalty (1.05 in the released files; 1.0 when the file has none) to
+        the generated tokens only (spec 6), identically in a batch and one by one;
         `SemanticEngine.from_pretrained(decoding="official")` sets it so.
     ignore_eos: generate exactly the token limit (benchmarks only).
     """
@@ -144,6 +144,50 @@ class _FirstLogitsClock(LogitsProcessor):
                 torch.cuda.synchronize(scores.device)
             self.time = time.perf_counter()
         return scores
+
+
+class GeneratedTokensRepetitionPenalty(LogitsProcessor):
+    """The official repetition penalty: over each row's generated tokens only (spec 6).
+
+    With `inputs_embeds` and no `input_ids`, `generate` hands logits processors only the
+    generated ids, (B, t). transformers' own processor (>= 5) also skips the first
+    `prompt_ignore_length` of them, taken from the attention mask's leading zeros, so a
+    left-padded row would go unpenalised for its first tokens; this one penalises every
+    generated column of every row, as one-by-one decoding does.
+    """
+
+    def __init__(self, penalty: float) -> None:
+        if not penalty > 0:
+            raise InvalidRequestError(f"repetition_penalty must be > 0, got {penalty}")
+        self.penalty = float(penalty)
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        if input_ids.shape[-1] == 0:  # the first step: nothing generated yet
+            return scores
+        seen = torch.gather(scores, 1, input_ids)  # (B, t)
+        seen = torch.where(seen < 0, seen * self.penalty, seen / self.penalty)
+        return scores.scatter(1, input_ids, seen)
+
+
+def strip_stream(pieces: Iterable[str]) -> Iterator[str]:
+    """Pieces of a streamed text whose concatenation is the text `.strip()`ped.
+
+    Leading whitespace is dropped; whitespace at the end of a piece is held back until more
+    text follows it (so none trails the last piece). Empty pieces are skipped.
+    """
+    started, held = False, ""
+    for piece in pieces:
+        if not started:
+            piece = piece.lstrip()
+            if not piece:
+                continue
+            started = True
+        body = piece.rstrip()
+        if not body:
+            held += piece
+            continue
+        yield held + body
+        held = piece[len(body) :]
 
 
 def select_video_frames(num_frames: int, num_selected: int = VIDEO_FRAMES) -> list[int]:
@@ -251,7 +295,9 @@ class SemanticEngine:
         return [r for r in results if r is not None]
 
     def stream(self, request: DescribeRequest) -> Iterator[str]:
-        """Successive pieces of one answer as they are decoded (''.join gives the text).
+        """Successive pieces of one answer as they are decoded.
+
+        `"".join(pieces)` equals `describe([request])[0].text` (stripped, as `text` is).
 
         The request is checked now (errors raise here); generation runs in a worker thread.
         """
@@ -273,9 +319,7 @@ class SemanticEngine:
         thread.start()
 
         def pieces() -> Iterator[str]:
-            for piece in streamer:
-                if piece:
-                    yield piece
+            yield from strip_stream(streamer)
             thread.join()
             if failure:
                 raise failure[0]
@@ -452,23 +496,23 @@ class SemanticEngine:
             min_new_tokens=max_new_tokens if settings.ignore_eos else 0,
             do_sample=False,
             num_beams=1,
-            repetition_penalty=settings.repetition_penalty,
+            repetition_penalty=1.0,  # applied by GeneratedTokensRepetitionPenalty below
             eos_token_id=self.stop_token_ids,
             pad_token_id=self.pad_token_id,
             use_cache=True,
         )
-        processors = LogitsProcessorList([clock] if clock is not None else [])
-        with warnings.catch_warnings():
-            # transformers warns that a penalty with inputs_embeds only sees generated tokens:
-            # that is the official behaviour this setting reproduces (spec 6).
-            warnings.filterwarnings("ignore", message=".*repetition_penalty.*inputs_embeds")
-            return self.model.language_model.generate(
-                inputs_embeds=embeds,
-                attention_mask=mask,
-                generation_config=config,
-                logits_processor=processors,
-                streamer=streamer,
-            )  # (B, new tokens): with inputs_embeds only, generate returns the new ids
+        processors = LogitsProcessorList()
+        if settings.repetition_penalty != 1.0:
+            processors.append(GeneratedTokensRepetitionPenalty(settings.repetition_penalty))
+        if clock is not None:
+            processors.append(clock)
+        return self.model.language_model.generate(
+            inputs_embeds=embeds,
+            attention_mask=mask,
+            generation_config=config,
+            logits_processor=processors,
+            streamer=streamer,
+        )  # (B, new tokens): with inputs_embeds only, generate returns the new ids
 
     def _run_batch(self, batch: list[_Prepared]) -> list[Description]:
         with self._lock, torch.inference_mode():
@@ -517,9 +561,13 @@ class SemanticEngine:
 
 
 def _checkpoint_penalty(folder: Path) -> float:
-    """The repetition penalty of the checkpoint's generation_config.json (Qwen default 1.05)."""
+    """The repetition penalty of the checkpoint's generation_config.json.
+
+    A file without one (or no file) falls back to transformers' default, 1.0 (no penalty),
+    which is what the official `generate` would then use.
+    """
     path = folder / "generation_config.json"
     try:
-        return float(json.loads(path.read_text()).get("repetition_penalty", 1.05))
-    except (OSError, ValueError):
-        return 1.05
+        return float(json.loads(path.read_text()).get("repetition_penalty", 1.0))
+    except (OSError, ValueError, AttributeError):
+        return 1.0
