@@ -105,3 +105,71 @@ def test_video_source_node_publishes_the_folder_over_dds():
     finally:
         executor.shutdown()
         rclpy.shutdown(context=context)
+
+
+def test_generated_scene_depth_puts_the_cards_where_it_says():
+    from pam_ros.geometry import decode_depth, estimate_object_3d
+    from pam_ros.geometry.render import to_millimetres
+
+    scene = GeneratedScene(width=320, height=240, num_frames=10)
+    for i in (0, 9):
+        depth_m = scene.depth_frame(i)
+        assert depth_m.shape == (240, 320) and depth_m.max() == scene.wall_depth_m
+        depth = decode_depth(to_millimetres(depth_m), "16UC1")
+        masks = scene._object_masks(i)
+        truths = zip(scene.object_positions(i), scene.object_extents(i), strict=True)
+        for mask, (position, extent) in zip(masks, truths, strict=True):
+            result = estimate_object_3d(mask, depth, scene.intrinsics())
+            assert np.abs(np.subtract(result.position, position)).max() < 0.01, result
+            assert np.abs(np.subtract(result.extent, extent)).max() < 0.02, result
+
+
+def test_video_source_publishes_aligned_depth_and_camera_info_with_the_colour_stamp():
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    executor = SingleThreadedExecutor(context=context)
+    try:
+        source = VideoSourceNode(
+            context=context,
+            namespace="/demo_depth_test",
+            parameter_overrides=[
+                rclpy.parameter.Parameter("rate_hz", value=0.0),
+                rclpy.parameter.Parameter("max_frames", value=3),
+                rclpy.parameter.Parameter("depth", value=True),
+            ],
+        )
+        sink = Node("demo_depth_sink", context=context, namespace="/demo_depth_test")
+        from sensor_msgs.msg import CameraInfo
+
+        got: dict[str, list] = {"image": [], "depth": [], "info": []}
+        qos = qos_profile_sensor_data
+        sink.create_subscription(Image, "image", got["image"].append, qos)
+        sink.create_subscription(Image, "depth/image", got["depth"].append, qos)
+        sink.create_subscription(CameraInfo, "camera_info", got["info"].append, qos)
+        executor.add_node(source)
+        executor.add_node(sink)
+        thread = threading.Thread(target=executor.spin, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while source.info_publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)
+        sent = []
+        while (msg := source.publish_next()) is not None:
+            sent.append(msg)
+            time.sleep(0.05)
+        while min(len(v) for v in got.values()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stamps = [m.header.stamp for m in sent]
+        assert [m.header.stamp for m in got["depth"]] == stamps
+        assert [m.header.stamp for m in got["info"]] == stamps
+        depth = got["depth"][0]
+        assert (depth.encoding, depth.width, depth.height) == ("16UC1", 640, 480)
+        mm = np.frombuffer(bytes(depth.data), np.uint16).reshape(480, 640)
+        assert set(np.unique(mm)) == {1000, 1400, 2000}
+        info = got["info"][0]
+        k = GeneratedScene().intrinsics()
+        assert list(info.k) == pytest.approx(k.k()) and (info.width, info.height) == (640, 480)
+    finally:
+        executor.shutdown()
+        rclpy.shutdown(context=context)

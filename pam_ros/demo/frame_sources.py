@@ -12,6 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pam_ros.geometry import CameraIntrinsics
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
@@ -72,12 +74,62 @@ class GeneratedScene:
 
     `object_boxes(i)` gives the true boxes (x0, y0, x1, y1) of the shapes on frame i, so a
     demo can prompt them and a test can check the tracker follows them.
+
+    Depth (aligned to the colour, same size and intrinsics): the shapes are flat cards facing
+    the camera at `object_depths_m` (disc, square) in front of a wall at `wall_depth_m`;
+    `depth_frame(i)` renders it, `object_positions(i)` / `object_extents(i)` are the true
+    centres and sizes of the cards in the optical frame (metres).
     """
 
     width: int = 640
     height: int = 480
     num_frames: int = 60
     seed: int = 0
+    object_depths_m: tuple[float, float] = (1.0, 1.4)
+    wall_depth_m: float = 2.0
+    focal_px_per_width: float = 0.9  # fx = fy = 0.9 * width (about a 58 degree field of view)
+
+    def intrinsics(self) -> CameraIntrinsics:
+        focal = self.focal_px_per_width * self.width
+        return CameraIntrinsics(
+            focal, focal, (self.width - 1) / 2, (self.height - 1) / 2, self.width, self.height
+        )
+
+    def _object_masks(self, index: int) -> list[np.ndarray]:
+        """(H, W) bool of the disc and the square as drawn on frame `index`."""
+        (x0, y0, x1, y1), (sx0, sy0, sx1, sy1) = self.object_boxes(index)
+        disc = np.zeros((self.height, self.width), np.uint8)
+        cv2.circle(disc, ((x0 + x1) // 2, (y0 + y1) // 2), (x1 - x0) // 2, 1, -1)
+        square = np.zeros_like(disc)
+        cv2.rectangle(square, (sx0, sy0), (sx1 - 1, sy1 - 1), 1, -1)
+        return [disc.astype(bool), square.astype(bool)]
+
+    def depth_frame(self, index: int) -> np.ndarray:
+        """(H, W) float32 metres: the wall, the cards on it (the disc is drawn last, in front)."""
+        depth = np.full((self.height, self.width), self.wall_depth_m, np.float32)
+        disc, square = self._object_masks(index)
+        depth[square] = self.object_depths_m[1]
+        depth[disc] = self.object_depths_m[0]
+        return depth
+
+    def object_positions(self, index: int) -> list[tuple[float, float, float]]:
+        """True centres (x, y, z) of the disc and the square cards on frame `index`."""
+        k = self.intrinsics()
+        positions = []
+        for (x0, y0, x1, y1), z in zip(self.object_boxes(index), self.object_depths_m, strict=True):
+            u, v = (x0 + x1 - 1) / 2, (y0 + y1 - 1) / 2  # centre of the pixels x0..x1-1
+            positions.append(((u - k.cx) * z / k.fx, (v - k.cy) * z / k.fy, z))
+        return positions
+
+    def object_extents(self, index: int) -> list[tuple[float, float, float]]:
+        """True sizes (x, y, z) of the cards (flat: z extent 0)."""
+        k = self.intrinsics()
+        return [
+            ((x1 - x0) * z / k.fx, (y1 - y0) * z / k.fy, 0.0)
+            for (x0, y0, x1, y1), z in zip(
+                self.object_boxes(index), self.object_depths_m, strict=True
+            )
+        ]
 
     def _background(self) -> np.ndarray:
         rng = np.random.default_rng(self.seed)
