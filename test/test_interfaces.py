@@ -27,6 +27,13 @@ def test_interfaces_are_generated_with_their_constants():
     assert fields["objects"] == "sequence<pam_ros/TrackedObject>"
     assert set(AddObject.Response.get_fields_and_field_types()) == {"success", "message", "id"}
     assert "id" in RemoveObject.Request.get_fields_and_field_types()
+    object_fields = TrackedObject.get_fields_and_field_types()
+    assert object_fields["position"] == "geometry_msgs/Point"
+    assert object_fields["extent"] == "geometry_msgs/Vector3"
+    assert object_fields["valid_depth_fraction"] == "float"
+    described = Describe.Response.get_fields_and_field_types()
+    assert described["position"] == "geometry_msgs/PointStamped"
+    assert described["has_position"] == "boolean"
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +91,15 @@ def _tracked_array(mask: np.ndarray) -> TrackedObjectArray:
         category="mug", function="holds hot drinks", language="en", model="PAM-1.5B", latency=0.06
     )
     obj.semantics.stamp = msg.header.stamp
-    msg.objects = [obj]
+    obj.has_position = True
+    obj.position_frame_id = "camera_depth_optical"
+    obj.position.x, obj.position.y, obj.position.z = 0.1, -0.2, 0.95
+    obj.extent.x, obj.extent.y, obj.extent.z = 0.08, 0.12, 0.03
+    obj.extent_center.z = 0.96
+    obj.valid_depth_points = 900
+    obj.valid_depth_fraction = 0.9
+    absent = TrackedObject(id="4", no_position_reason="no_valid_depth: 0 of 10 mask pixels")
+    msg.objects = [obj, absent]
     return msg
 
 
@@ -109,8 +124,14 @@ def test_tracked_object_array_with_mask_round_trips_over_dds(ros_context):
     assert (got.header.stamp.sec, got.header.stamp.nanosec) == (1234, 567)
     assert (got.image_width, got.image_height, got.frame_index) == (64, 48, 42)
     assert got.tracking_latency == pytest.approx(0.125)
-    (obj,) = got.objects
+    obj, absent = got.objects
     assert (obj.id, obj.name, obj.present) == ("3", "mug", True)
+    assert obj.has_position and obj.position_frame_id == "camera_depth_optical"
+    assert (obj.position.x, obj.position.y, obj.position.z) == pytest.approx((0.1, -0.2, 0.95))
+    assert (obj.extent.x, obj.extent.y, obj.extent.z) == pytest.approx((0.08, 0.12, 0.03))
+    assert obj.extent_center.z == pytest.approx(0.96)
+    assert obj.valid_depth_points == 900 and obj.valid_depth_fraction == pytest.approx(0.9)
+    assert not absent.has_position and absent.no_position_reason.startswith("no_valid_depth")
     assert obj.score == pytest.approx(7.5)
     assert (obj.box.x_offset, obj.box.y_offset, obj.box.width, obj.box.height) == (10, 20, 30, 40)
     assert obj.mask_layout == TrackedObject.MASK_FULL_FRAME
