@@ -8,6 +8,7 @@ tests.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass
@@ -121,6 +122,8 @@ def clock():
 
 
 def _scheduler(engine, clock, **overrides):
+    # One job per call unless a test asks for batches: these tests check the order.
+    overrides.setdefault("max_batch_size", 1)
     config = SchedulerConfig(**{"video_segment_frames": 0, "kinds": ("category",), **overrides})
     return SemanticsScheduler(engine, config, clock=clock)
 
@@ -407,7 +410,12 @@ def test_real_engine_describes_tracked_objects_and_streams_video_captions(real_m
     tracker.reset()
     scheduler = SemanticsScheduler(
         engine,
-        SchedulerConfig(video_segment_frames=16, kinds=("category", "explain"), max_new_tokens=24),
+        SchedulerConfig(
+            video_segment_frames=16,
+            kinds=("category", "explain"),
+            max_new_tokens=24,
+            max_batch_size=1,  # the segment alone, not with the refresh its last frame makes due
+        ),
     )
     object_id = None
     for index, path in enumerate(davis_frames("car-shadow")[:17]):
@@ -435,3 +443,123 @@ def test_real_engine_describes_tracked_objects_and_streams_video_captions(real_m
     assert not answer.from_cache and answer.semantics.caption == answer.text
     stats = scheduler.stats
     assert stats.engine_errors == 0 and stats.video_captions == 1
+
+
+def test_a_tick_fills_one_call_with_due_jobs_in_priority_order(clock):
+    engine = RecordingEngine()
+    scheduler = _scheduler(engine, clock, kinds=("category", "explain"), max_batch_size=5)
+    for index, oid in enumerate("abcde"):
+        _observe(scheduler, index, {oid: 0})
+        clock.now += 1
+    assert scheduler.run_once()  # a and b (4 requests); c would make 6
+    assert scheduler.run_once() and scheduler.run_once()
+    assert not scheduler.run_once()
+    objects = [[r.features[0].frame_index for r in batch] for batch in engine.batches]
+    assert objects == [[0, 0, 1, 1], [2, 2, 3, 3], [4, 4]]
+    assert _described(engine)[0] == ("category", "explain", "category", "explain")
+    assert all(scheduler.semantics(oid).category == f"label{i}" for i, oid in enumerate("abcde"))
+    # Refreshes come stalest first in one call too; a job bigger than the batch still runs.
+    clock.now += 20
+    scheduler.update_config(dataclasses.replace(scheduler.config, max_batch_size=1))
+    _observe(scheduler, 9, {oid: 0 for oid in "abcde"})
+    assert scheduler.run_once()
+    assert [r.kind for r in engine.batches[-1]] == ["category", "explain"]
+    assert scheduler.semantics("a").updated_at["category"] == clock.now
+    with pytest.raises(SchedulerError, match="max_batch_size"):
+        SchedulerConfig(max_batch_size=0)
+
+
+def test_on_demand_requests_join_the_next_batch_first():
+    engine = RecordingEngine()
+    engine.gate = threading.Event()
+    scheduler = SemanticsScheduler(
+        engine,
+        SchedulerConfig(
+            rate_hz=0.01, video_segment_frames=0, kinds=("category",), refresh_period_s=1000
+        ),
+    )
+    _observe(scheduler, 0, {"a": 0, "b": 40})
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not engine.call_times and time.monotonic() < deadline:
+            time.sleep(0.01)  # the first tick (a and b) is in the engine, held by the gate
+        _observe(scheduler, 1, {"a": 0, "b": 40, "c": 60})  # c is new: due at the next tick
+        answers = {}
+
+        def ask(oid, kind):
+            answers[(oid, kind)] = scheduler.describe_now(oid, kind)
+
+        askers = [
+            threading.Thread(target=ask, args=("a", "caption")),
+            threading.Thread(target=ask, args=("b", "explain")),
+        ]
+        for thread in askers:
+            thread.start()
+        while len(scheduler._on_demand) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        engine.gate.set()
+        for thread in askers:
+            thread.join(10)
+    finally:
+        scheduler.stop()
+    # The second call, long before the 100 s throttle: both on-demand requests first, then c.
+    assert len(engine.batches) == 2, _described(engine)
+    assert sorted(_described(engine)[1][:2]) == ["caption", "explain"]
+    assert _described(engine)[1][2:] == ("category",)
+    assert answers[("a", "caption")].text == "caption @ 1"
+    assert answers[("b", "explain")].semantics.definition == "a thing"
+    assert scheduler.semantics("c").category == "label1"
+
+
+class _TappedEngine:
+    """The real engine, recording each answer's ids by (frame index, kind) and each call."""
+
+    def __init__(self, engine) -> None:
+        self.engine, self.calls, self.ids = engine, [], {}
+        self.model_name, self.random_weights = engine.model_name, engine.random_weights
+
+    def describe(self, requests):
+        descriptions = self.engine.describe(requests)
+        self.calls.append(len(requests))
+        for request, description in zip(requests, descriptions, strict=True):
+            self.ids[(request.features[0].frame_index, request.kind)] = description.token_ids
+        return descriptions
+
+
+def test_batched_ticks_give_the_one_by_one_ids(real_models):
+    _, engine = real_models
+    gen = torch.Generator().manual_seed(5)
+    features = [
+        RegionFeatures(
+            torch.randn(256, 16, 16, generator=gen), torch.randn(2, 256, generator=gen), i
+        )
+        for i in range(5)
+    ]
+    results = {}
+    for batch_size in (8, 1):
+        tapped = _TappedEngine(engine)
+        scheduler = SemanticsScheduler(
+            tapped,
+            SchedulerConfig(
+                video_segment_frames=0,
+                kinds=("category", "explain"),
+                max_new_tokens=10,
+                max_batch_size=batch_size,
+            ),
+        )
+        scheduler.observe(
+            0,
+            [
+                ObjectObservation(f"o{i}", features[i], _mask(10 * i), True)
+                for i in range(len(features))
+            ],
+        )
+        while scheduler.run_once():
+            pass
+        results[batch_size] = (tapped.calls, tapped.ids)
+    assert results[8][0] == [8, 2] and results[1][0] == [2] * 5
+    assert results[8][1] == results[1][1] and len(results[1][1]) == 10
+    for ids in results[1][1].values():
+        assert len(ids) > 3 and len(set(ids)) > 1  # informative
+    assert len({ids for ids in results[1][1].values()}) > 2  # objects differ

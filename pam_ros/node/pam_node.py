@@ -68,6 +68,7 @@ from pam_ros.node.latest_frame import LatestFrameSlot
 from pam_ros.node.message_builders import NodeHealth, stamp_to_ns
 from pam_ros.node.overlay import OverlayObject, draw_overlay
 from pam_ros.node.parameters import (
+    MAX_BATCH_SIZE_LIMIT,
     NodeParameters,
     ParameterValidationError,
     declare_parameters,
@@ -176,6 +177,7 @@ def scheduler_config(params: NodeParameters) -> SchedulerConfig:
         kinds=tuple(params.semantic_kinds),
         language=params.language,
         max_new_tokens=params.max_new_tokens or None,
+        max_batch_size=params.max_batch_size,
     )
 
 
@@ -309,7 +311,7 @@ class PamNode(LifecycleNode):
         return StreamingTracker.from_config(config)
 
     def _build_engine(self, params: NodeParameters):
-        from pam_ros.semantics import SemanticEngine
+        from pam_ros.semantics import GenerationSettings, SemanticEngine
 
         if not params.semantics_model_path:
             raise FileNotFoundError(
@@ -321,6 +323,8 @@ class PamNode(LifecycleNode):
             device=self.device,
             dtype=params.dtype,
             compile=params.compile,
+            # Rows per generate: the scheduler's max_batch_size (run-time) is the bound.
+            generation=GenerationSettings(max_batch_size=MAX_BATCH_SIZE_LIMIT),
         )
         if engine.random_weights:
             self.get_logger().warning("the semantic engine has RANDOM weights: text is noise")

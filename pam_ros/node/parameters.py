@@ -26,6 +26,7 @@ RELIABILITIES = ("best_effort", "reliable")
 SEMANTIC_KINDS = ("category", "explain", "caption", "detailed_caption")
 LANGUAGES = ("en", "zh")
 OVERLAY_ENCODINGS = ("rgb8", "bgr8")
+MAX_BATCH_SIZE_LIMIT = 64  # the engine is built to take this many rows in one generate
 
 
 class ParameterValidationError(ValueError):
@@ -215,6 +216,14 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         minimum=0,
         maximum=4096,
     ),
+    ParameterSpec(
+        "max_batch_size",
+        8,
+        "most description requests per perceiver-LLM call: one call serves several objects "
+        "(an object's kinds are never split; Describe requests go first)",
+        minimum=1,
+        maximum=MAX_BATCH_SIZE_LIMIT,
+    ),
     # --- outputs ---
     ParameterSpec(
         "mask_layout",
@@ -273,6 +282,7 @@ class NodeParameters:
     semantic_kinds: list[str] = field(default_factory=lambda: ["category", "explain"])
     language: str = "en"
     max_new_tokens: int = 0
+    max_batch_size: int = 8
     mask_layout: str = "cropped"
     overlay_rate_hz: float = 5.0
     overlay_encoding: str = "rgb8"

@@ -2,8 +2,10 @@
 
 ROS-free. The tracking thread calls `observe` after every tracked frame (cheap: it stores
 references to the tracker's features and a small copy of each mask). A worker thread calls the
-semantic engine at most `rate_hz` times a second, one object per call (all of that object's
-`kinds` batched into one `engine.describe`), choosing in this order:
+semantic engine at most `rate_hz` times a second. Each call (a tick) is one `engine.describe`
+filled with up to `max_batch_size` requests, taken job by job in priority order (a job is one
+object's `kinds` on its latest frame, or one video segment; a job is never split, and the
+first one is always taken whole), choosing in this order:
 
 1. new objects, never described yet, in the order they appeared;
 2. finished streaming video-caption segments (spec section 7: every `video_segment_frames`
@@ -15,7 +17,9 @@ semantic engine at most `rate_hz` times a second, one object per call (all of th
 
 Results go into a cache keyed by object id (`semantics(id)`), which the node copies into every
 TrackedObjectArray. `describe_now` serves the Describe service synchronously: from the cache
-when fresh enough, otherwise it runs the engine at once on the object's latest features.
+when fresh enough, otherwise it hands the request to the worker, which puts on-demand requests
+first in its next call (without waiting for the throttle) and fills the rest of that batch with
+due work; with no worker running it runs the engine itself.
 
 An engine that raises is logged and counted; the object is retried after `refresh_period_s`
 and the worker keeps running. Removing an object (or reset) drops all its state; a result that
@@ -67,8 +71,11 @@ class SchedulerConfig:
     kinds: tuple[str, ...] = ("category", "explain")  # kept fresh automatically
     language: str = "en"
     max_new_tokens: int | None = None  # None: the engine's default for each kind
+    max_batch_size: int = 8  # requests per engine call (a job's kinds are never split)
 
     def __post_init__(self) -> None:
+        if self.max_batch_size < 1:
+            raise SchedulerError(f"max_batch_size must be >= 1, got {self.max_batch_size}")
         if not self.rate_hz > 0:
             raise SchedulerError(f"rate_hz must be > 0, got {self.rate_hz}")
         if not self.refresh_period_s > 0:
@@ -163,6 +170,21 @@ class _Job:
     features: tuple[RegionFeatures, ...]
     history: str | None
     mask_small: np.ndarray | None
+    language: str = "en"
+
+    @property
+    def is_video(self) -> bool:
+        return self.kinds == ("video_caption",)
+
+
+class _OnDemand:
+    """A describe_now request waiting for the worker; `done` is set with a result or error."""
+
+    def __init__(self, job: _Job) -> None:
+        self.job = job
+        self.done = threading.Event()
+        self.description = None
+        self.error: BaseException | None = None
 
 
 def video_frame_selection(segment_frames: int) -> frozenset[int]:
@@ -218,6 +240,7 @@ class SemanticsScheduler:
         self._objects: dict[str, _ObjectState] = {}
         self._next_token = 0
         self._stats = SchedulerStats()
+        self._on_demand: list[_OnDemand] = []  # describe_now requests for the worker
         self._stop = threading.Event()
         self._work = threading.Event()
         self._thread: threading.Thread | None = None
@@ -358,10 +381,12 @@ class SemanticsScheduler:
             config.appearance_change_threshold
         )
 
-    def _next_job(self, now: float) -> _Job | None:
+    def _next_job(self, now: float, taken: set[str]) -> _Job | None:
+        """The most urgent job; `taken`: objects whose image kinds are already in this batch."""
         config = self._config
         states = list(self._objects.values())
-        new = [s for s in states if not s.described and self._is_due(s, now)]
+        fresh = [s for s in states if s.object_id not in taken]
+        new = [s for s in fresh if not s.described and self._is_due(s, now)]
         if new:
             state = min(new, key=lambda s: s.first_seen)
             return self._image_job(state)
@@ -371,9 +396,15 @@ class SemanticsScheduler:
             features, history, _ = state.pending_video
             state.pending_video = None
             return _Job(
-                state.object_id, state.token, ("video_caption",), tuple(features), history, None
+                state.object_id,
+                state.token,
+                ("video_caption",),
+                tuple(features),
+                history,
+                None,
+                config.language,
             )
-        due = [s for s in states if self._is_due(s, now)]
+        due = [s for s in fresh if self._is_due(s, now)]
         if due and config.kinds:
             state = min(due, key=lambda s: s.last_attempt or 0.0)
             return self._image_job(state)
@@ -387,49 +418,87 @@ class SemanticsScheduler:
             (state.latest,),
             None,
             state.mask_small,
+            self._config.language,
         )
 
     # ---- running the engine ---------------------------------------------------------------
 
     def run_once(self) -> bool:
-        """Pick the most urgent job and run it now (no throttling). False when nothing is due."""
+        """Run one engine call now (no throttling): the waiting on-demand requests, then due
+        jobs in priority order, up to `max_batch_size` requests. False when nothing is due."""
         now = self._clock()
         with self._lock:
-            job = self._next_job(now)
-            if job is None:
-                return False
-            state = self._objects[job.object_id]
-            if job.kinds != ("video_caption",):
-                state.last_attempt = now
             config = self._config
-        requests = [
-            _make_request(kind, job.features, config.language, job.history, config.max_new_tokens)
-            for kind in job.kinds
-        ]
+            on_demand, self._on_demand = self._on_demand, []
+            jobs = [item.job for item in on_demand]
+            size = sum(len(job.kinds) for job in jobs)
+            taken: set[str] = set()
+            while not jobs or size < config.max_batch_size:
+                job = self._next_job(now, taken)
+                if job is None:
+                    break
+                if jobs and size + len(job.kinds) > config.max_batch_size:
+                    if job.is_video:  # not taken after all: keep the segment waiting
+                        state = self._objects[job.object_id]
+                        state.pending_video = (list(job.features), job.history, now)
+                    break
+                if not job.is_video:
+                    self._objects[job.object_id].last_attempt = now
+                    taken.add(job.object_id)
+                jobs.append(job)
+                size += len(job.kinds)
+        if not jobs:
+            return False
+        self._run_jobs(jobs, on_demand, config)
+        return True
+
+    def _run_jobs(self, jobs: list[_Job], on_demand: list[_OnDemand], config) -> None:
+        """One engine.describe over every job's requests; results applied job by job."""
+        requests, spans = [], []
+        for job in jobs:
+            first = len(requests)
+            requests += [
+                _make_request(kind, job.features, job.language, job.history, config.max_new_tokens)
+                for kind in job.kinds
+            ]
+            spans.append((first, len(requests)))
         try:
             with self._engine_lock:
                 descriptions = self.engine.describe(requests)
         except Exception as exc:  # the engine failing must not stop the worker
-            message = f"semantic engine failed on object {job.object_id!r}: {exc!r}"
+            ids = ", ".join(repr(job.object_id) for job in jobs)
+            message = f"semantic engine failed on object(s) {ids}: {exc!r}"
             with self._lock:
                 self._stats.engine_calls += 1
                 self._stats.engine_errors += 1
                 self._stats.last_error = message
-                state = self._objects.get(job.object_id)
-                if state is not None and state.token == job.token:
-                    state.retry_at = self._clock() + config.refresh_period_s
-            self._log_error(message)
-            return True
+                for job in jobs[len(on_demand) :]:
+                    state = self._objects.get(job.object_id)
+                    if state is not None and state.token == job.token:
+                        state.retry_at = self._clock() + config.refresh_period_s
+            for item in on_demand:
+                item.error = exc
+                item.done.set()
+            if len(jobs) > len(on_demand):
+                self._log_error(message)
+            return
         with self._lock:
             self._stats.engine_calls += 1
-            state = self._objects.get(job.object_id)
-            if state is None or state.token != job.token:
-                self._stats.discarded_results += 1
-                return True
-            self._apply(state, descriptions, job, config.language)
-            if job.mask_small is not None:
-                state.described, state.described_mask = True, job.mask_small
-        return True
+            for index, (job, (first, last)) in enumerate(zip(jobs, spans, strict=True)):
+                answers = descriptions[first:last]
+                state = self._objects.get(job.object_id)
+                if state is None or state.token != job.token:
+                    self._stats.discarded_results += 1
+                    record = ObjectSemanticsRecord()
+                else:
+                    self._apply(state, answers, job, job.language)
+                    if job.mask_small is not None:
+                        state.described, state.described_mask = True, job.mask_small
+                    record = state.record.copy()
+                if index < len(on_demand):
+                    on_demand[index].description = (answers[0], record)
+        for item in on_demand:
+            item.done.set()
 
     def _apply(self, state: _ObjectState, descriptions, job: _Job, language: str) -> None:
         record = state.record
@@ -462,19 +531,27 @@ class SemanticsScheduler:
         record.stamp_ns = max(features.stamp_ns for features in job.features)
 
     def _run(self) -> None:
+        next_call = 0.0  # monotonic time before which only on-demand requests are served
         while not self._stop.is_set():
             started = time.monotonic()
-            try:
-                ran = self.run_once()
-            except Exception as exc:  # a bug here must not kill semantics for good
-                self._log_error(f"semantics worker error: {exc!r}")
-                ran = True
+            ran = False
+            if started >= next_call or self._has_on_demand():
+                try:
+                    ran = self.run_once()
+                except Exception as exc:  # a bug here must not kill semantics for good
+                    self._log_error(f"semantics worker error: {exc!r}")
+                    ran = True
             period = 1.0 / self._config.rate_hz
             if ran:
-                self._stop.wait(max(0.0, started + period - time.monotonic()))
-            else:
-                self._work.wait(min(period, 0.5))
-                self._work.clear()
+                next_call = started + period
+                continue
+            wait = next_call - started if started < next_call else min(period, 0.5)
+            self._work.wait(max(0.0, wait))
+            self._work.clear()
+
+    def _has_on_demand(self) -> bool:
+        with self._lock:
+            return bool(self._on_demand)
 
     # ---- the Describe service -------------------------------------------------------------
 
@@ -510,24 +587,27 @@ class SemanticsScheduler:
                 history = state.video_history
             else:
                 features, history = (state.latest,), None
-            job = _Job(object_id, state.token, (kind,), features, history, None)
-        request = _make_request(kind, features, language, history, config.max_new_tokens)
-        try:
-            with self._engine_lock:
-                (description,) = self.engine.describe([request])
-        except Exception as exc:
-            with self._lock:
-                self._stats.engine_calls += 1
-                self._stats.engine_errors += 1
-                self._stats.last_error = repr(exc)
-            raise DescribeFailedError(f"describing {object_id!r} ({kind}) failed: {exc}") from exc
-        with self._lock:
-            self._stats.engine_calls += 1
-            state = self._objects.get(object_id)
-            if state is not None and state.token == job.token:
-                self._apply(state, [description], job, language)
-                record = state.record.copy()
-            else:
-                self._stats.discarded_results += 1
-                record = ObjectSemanticsRecord()
+            job = _Job(object_id, state.token, (kind,), features, history, None, language)
+            item = _OnDemand(job)
+            if self.running:
+                self._on_demand.append(item)
+        if self.running:
+            self._work.set()
+            while not item.done.wait(0.5):
+                if not self.running:  # stopped before it reached the engine
+                    with self._lock:
+                        if item in self._on_demand:
+                            self._on_demand.remove(item)
+                    if not item.done.is_set():
+                        raise DescribeFailedError(
+                            f"describing {object_id!r} ({kind}) failed: the semantics worker "
+                            "stopped"
+                        )
+        else:
+            self._run_jobs([job], [item], config)
+        if item.error is not None:
+            raise DescribeFailedError(
+                f"describing {object_id!r} ({kind}) failed: {item.error}"
+            ) from item.error
+        description, record = item.description
         return DescribeAnswer(record, description.text, False, time.monotonic() - started)
