@@ -37,10 +37,26 @@ def _offline() -> bool:
     return False
 
 
+def test_explicit_missing_checkpoint_is_an_error_not_a_download(tmp_path, monkeypatch):
+    """A typo in `checkpoint` names the path; only the default location downloads."""
+    import pam_ros.tracking.model_builder as model_builder
+
+    def no_download(url, path):
+        raise AssertionError(f"downloaded {url} into the explicit path {path}")
+
+    monkeypatch.setattr(model_builder, "_download", no_download)
+    missing = tmp_path / "typo" / "sam2.1_hiera_tny.pt"
+    config = TrackerConfig(model_size="tiny", image_size=256, checkpoint=missing)
+    assert config.allow_download
+    with pytest.raises(CheckpointNotFoundError, match="does not exist") as caught:
+        StreamingTracker.from_config(config)
+    assert str(missing) in str(caught.value)
+    assert not (tmp_path / "typo").exists()
+
+
 @pytest.mark.skipif(not _offline(), reason="a network exists: the download would succeed")
 def test_download_fails_clearly_offline(tmp_path):
-    missing = tmp_path / "sam2.1_hiera_large.pt"
-    config = TrackerConfig(model_size="large", checkpoint=missing)
+    config = TrackerConfig(model_size="large", checkpoint_dir=tmp_path)
     with pytest.raises(CheckpointNotFoundError, match="download failed") as caught:
         StreamingTracker.from_config(config)
     assert CHECKPOINT_BASE_URL + "sam2.1_hiera_large.pt" in str(caught.value)

@@ -33,7 +33,7 @@ BATCH_ATOL = 1e-5
 POINT_A = [(420.0, 250.0)]
 POINTS_C = [(150.0, 100.0), (420.0, 250.0)]
 LABELS_C = [1, 0]
-BOX_B = (127.0, 73.0, 510.0, 385.0)
+BOX_B = (127, 73, 511, 386)  # inclusive-exclusive pixels
 
 
 @pytest.fixture(scope="module")
@@ -230,6 +230,15 @@ def test_bad_frames_are_rejected(tracker, frames, frame, message):
         ({"points": [(-1.0, 100.0)], "labels": [1]}, "outside"),
         ({"box": (10.0, 10.0, 10.0, 50.0)}, "empty"),
         ({"box": (10.0, 10.0, 900.0, 50.0)}, "outside"),
+        # one past the last pixel is outside: pixels span [0, W) x [0, H)
+        ({"points": [(854.0, 480.0)], "labels": [1]}, "outside the 854x480 frame"),
+        ({"points": [(854.0, 100.0)], "labels": [1]}, "outside"),
+        ({"points": [(100.0, 480.0)], "labels": [1]}, "outside"),
+        # inclusive-exclusive boxes: x1 <= W, y1 <= H
+        ({"box": (10, 10, 855, 50)}, "outside"),
+        ({"box": (10, 10, 50, 481)}, "outside"),
+        ({"box": (-1, 10, 50, 50)}, "outside"),
+        ({"box": (10.5, 10, 50, 50)}, "integer"),
         ({"points": [(10.0, 10.0)], "labels": [1, 0]}, "one label per point"),
         ({"points": [(10.0, 10.0)], "labels": [5]}, "labels must be"),
         ({"points": [(10.0, 10.0)]}, "together"),
@@ -243,6 +252,33 @@ def test_bad_prompts_are_rejected(tracker, frames, prompt, message):
         tracker.add_object(**prompt)
     assert _state(tracker) == before
     assert tracker.add_object(points=POINT_A, labels=[1]) == "1"
+
+
+def test_frame_edges_are_inside(tracker, frames):
+    """The last pixel (W - 1, H - 1) is a valid point; the whole frame is a valid box."""
+    tracker.track(frames[0])
+    assert tracker.add_object(points=[(853.0, 479.0)], labels=[1]) == "1"
+    assert tracker.add_object(points=[(853.9, 0.0)], labels=[1]) == "2"
+    assert tracker.add_object(box=(0, 0, 854, 480)) == "3"
+
+
+def test_result_box_fed_back_is_the_same_box(joint_run, model, frames):
+    """ObjectResult.box and add_object(box=) share one convention: the corners handed to
+    sam2 for a result's box are sam2's own (inclusive) box of that mask."""
+    from sam2.utils.amg import batched_mask_to_box
+
+    result = joint_run["history"]["1"][5]
+    assert result.box is not None
+    sam2_box = batched_mask_to_box(torch.from_numpy(result.mask)).tolist()
+    tracker = StreamingTracker(model, CONFIG)
+    tracker.track(frames[5])
+    points, labels = tracker._validate_prompt(None, None, result.box)
+    assert labels == [2, 3]
+    assert [*points[0], *points[1]] == [float(v) for v in sam2_box]
+    # and a box prompt decodes an object whose box lies within the prompt
+    new_id = tracker.add_object(box=result.box)
+    assert tracker.last_result.objects[new_id].present
+    tracker.release()
 
 
 def test_unknown_and_duplicate_ids(tracker, frames):

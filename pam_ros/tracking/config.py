@@ -40,8 +40,9 @@ class TrackerConfig:
     model_size: SAM 2.1 variant: "tiny", "small", "base_plus" or "large".
     image_size: side of the square model input in pixels (multiple of 32; 1024 is what the
         official checkpoints were trained at, 512 suits a Jetson, 256 suits CPU tests).
-    checkpoint: path to an official `sam2.1_hiera_*.pt` (weights under "model"). None looks
-        in `checkpoint_dir` and downloads there where a network exists.
+    checkpoint: path to an official `sam2.1_hiera_*.pt` (weights under "model"); a path
+        that does not exist is an error (never downloaded into). None looks in
+        `checkpoint_dir` and downloads there where a network exists and allow_download.
     device: "cpu", "cuda" or "cuda:N".
     dtype: "auto" (bfloat16 autocast on CUDA, float32 on CPU), "float32" or "bfloat16".
     num_maskmem: memory frames attended to per object (the prompt frame + num_maskmem - 1

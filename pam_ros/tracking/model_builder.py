@@ -3,7 +3,8 @@
 The model is Meta's own code (`sam2==1.1.0`); this module only chooses the config, the
 overrides PAM runs SAM 2 with, and where the weights come from:
 
-- `checkpoint` given: that file (an official `sam2.1_hiera_*.pt`, weights under "model").
+- `checkpoint` given: that file (an official `sam2.1_hiera_*.pt`, weights under "model");
+  missing: `CheckpointNotFoundError` naming it (never downloaded into).
 - `checkpoint` None: `<checkpoint_dir>/<official file name>`, downloaded from
   `CHECKPOINT_BASE_URL` when missing and a network exists.
 - offline and missing: `CheckpointNotFoundError` naming the file and the URL.
@@ -73,9 +74,17 @@ def instantiate_sam2(config: TrackerConfig) -> SAM2Base:
 def resolve_checkpoint(config: TrackerConfig) -> Path:
     """Return the local path of the official checkpoint, downloading it if allowed."""
     if config.checkpoint is not None:
+        # an explicit path is used as given, never downloaded into: a typo must not
+        # silently become a download
         path = Path(config.checkpoint).expanduser()
-    else:
-        path = Path(config.checkpoint_dir).expanduser() / config.checkpoint_filename
+        if path.is_file():
+            return path
+        raise CheckpointNotFoundError(
+            f"SAM 2.1 checkpoint {path} (TrackerConfig.checkpoint) does not exist. Check the "
+            f"path, or leave checkpoint unset to use {config.checkpoint_filename} in "
+            f"{config.checkpoint_dir} (downloaded from {config.checkpoint_url} where allowed)."
+        )
+    path = Path(config.checkpoint_dir).expanduser() / config.checkpoint_filename
     if path.is_file():
         return path
     reason = "downloads are disabled (allow_download=False)"

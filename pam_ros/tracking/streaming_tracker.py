@@ -61,9 +61,10 @@ class PointPrompt:
 
 @dataclass(frozen=True)
 class BoxPrompt:
-    """A box (x0, y0, x1, y1) in frame pixels."""
+    """A box (x0, y0, x1, y1) in integer frame pixels, inclusive-exclusive (x0 <= x < x1),
+    the convention of `ObjectResult.box` and of RegionOfInterest (x_offset, x_offset + width)."""
 
-    box: tuple[float, float, float, float]
+    box: tuple[int, int, int, int]
 
 
 @dataclass
@@ -196,8 +197,11 @@ class StreamingTracker:
     ) -> str:
         """Prompt a new object on the most recent tracked frame; return its id.
 
-        points: [(x, y), ...] in frame pixels with labels [1 | 0, ...]; box: (x0, y0, x1, y1)
-        in frame pixels; either or both. The object's result on this frame is added to
+        points: [(x, y), ...] in frame pixels, 0 <= x < W and 0 <= y < H, with labels
+        [1 | 0, ...]; box: (x0, y0, x1, y1) integer pixels, inclusive-exclusive (it covers
+        x0 <= x < x1, y0 <= y < y1: the convention of `ObjectResult.box`, so a result's box
+        fed back as a prompt is the same box; converted to sam2's corner points (x0, y0),
+        (x1 - 1, y1 - 1) here); either or both. The object's result on this frame is added to
         `last_result` at once, and it is tracked from the next frame on.
         """
         self._check_alive()
@@ -468,15 +472,15 @@ class StreamingTracker:
             raise InvalidPromptError("points and labels must be given together")
         prompt_points, prompt_labels = [], []
         if box is not None:
-            try:
-                x0, y0, x1, y1 = (float(v) for v in box)
-            except (TypeError, ValueError) as err:
-                raise InvalidPromptError(f"box must be (x0, y0, x1, y1), got {box!r}") from err
-            if not (x0 < x1 and y0 < y1):
-                raise InvalidPromptError(f"box {box!r} is empty: need x0 < x1 and y0 < y1")
-            _check_inside((x0, y0), width, height, "box corner")
-            _check_inside((x1, y1), width, height, "box corner")
-            prompt_points += [(x0, y0), (x1, y1)]
+            x0, y0, x1, y1 = _pixel_box(box)
+            if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+                raise InvalidPromptError(
+                    f"box {tuple(box)!r} is empty or outside the {width}x{height} frame: an "
+                    f"inclusive-exclusive pixel box needs 0 <= x0 < x1 <= {width} and "
+                    f"0 <= y0 < y1 <= {height}"
+                )
+            # sam2's box corners are the first and the last pixel covered
+            prompt_points += [(float(x0), float(y0)), (float(x1 - 1), float(y1 - 1))]
             prompt_labels += [BOX_TOP_LEFT_LABEL, BOX_BOTTOM_RIGHT_LABEL]
         if points is not None:
             try:
@@ -540,9 +544,27 @@ _RESULT_ONLY = ("pred_masks", "object_score_logits")
 
 
 def _check_inside(point: tuple[float, float], width: int, height: int, what: str) -> None:
+    """Frame pixels span [0, W) x [0, H): (W, H) is one past the last pixel."""
     x, y = point
-    if not (np.isfinite(x) and np.isfinite(y) and 0 <= x <= width and 0 <= y <= height):
-        raise InvalidPromptError(f"{what} ({x:g}, {y:g}) lies outside the {width}x{height} frame")
+    if not (np.isfinite(x) and np.isfinite(y) and 0 <= x < width and 0 <= y < height):
+        raise InvalidPromptError(
+            f"{what} ({x:g}, {y:g}) lies outside the {width}x{height} frame "
+            f"(need 0 <= x < {width}, 0 <= y < {height})"
+        )
+
+
+def _pixel_box(box) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) as integer pixels (integral floats accepted)."""
+    try:
+        values = [float(v) for v in box]
+    except (TypeError, ValueError) as err:
+        raise InvalidPromptError(f"box must be (x0, y0, x1, y1), got {box!r}") from err
+    if len(values) != 4 or not all(np.isfinite(v) and v == int(v) for v in values):
+        raise InvalidPromptError(
+            f"box must be 4 integer pixel coordinates (x0, y0, x1, y1), got {box!r}"
+        )
+    x0, y0, x1, y1 = (int(v) for v in values)
+    return x0, y0, x1, y1
 
 
 def _mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
