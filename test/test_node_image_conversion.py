@@ -9,6 +9,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from pam_ros.node.image_conversion import (
     EmptyImageError,
+    ImageDecodeError,
     ImageTooLargeError,
     MalformedImageError,
     UnsupportedEncodingError,
@@ -120,8 +121,19 @@ def test_compressed_images_decode_to_rgb(extension, exact):
 def test_bad_compressed_data_is_rejected():
     with pytest.raises(EmptyImageError):
         compressed_msg_to_rgb(CompressedImage(format="jpeg", data=b""))
-    with pytest.raises(UnsupportedEncodingError, match="jpeg"):
+    with pytest.raises(ImageDecodeError, match="failed to decode"):
         compressed_msg_to_rgb(CompressedImage(format="jpeg", data=b"not an image at all"))
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.95])
+def test_truncated_jpeg_says_it_failed_to_decode(keep):
+    ok, encoded = cv2.imencode(".jpg", _frame(64, 96))
+    assert ok
+    data = encoded.tobytes()[: int(len(encoded) * keep)]
+    with pytest.raises(ImageDecodeError, match=r"failed to decode.*'jpeg'.*truncated") as caught:
+        compressed_msg_to_rgb(CompressedImage(format="jpeg", data=data))
+    assert not isinstance(caught.value, UnsupportedEncodingError)
+    assert "unsupported" not in str(caught.value)
 
 
 @pytest.mark.parametrize("encoding", ["rgb8", "bgr8"])

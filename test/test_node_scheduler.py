@@ -333,6 +333,51 @@ def test_describe_now_errors_are_specific_and_leave_the_scheduler_usable(clock):
     assert scheduler.describe_now("a", "category").text == "category @ 0"
 
 
+def test_language_codes_are_case_insensitive_and_unknown_ones_are_bad_requests(real_models):
+    """`EN` is `en` (request and config); `fr` is refused like an unknown kind, before the
+    engine: not a DescribeFailedError, not an engine error, nothing logged at ERROR."""
+    from pam_ros.node.parameters import validate_parameter
+    from pam_ros.node.semantics_scheduler import UnknownLanguageError
+    from pam_ros.semantics import DescribeRequest
+
+    tracker, engine = real_models
+    tracker.reset()
+    errors = []
+    config = SchedulerConfig(kinds=("category",), max_new_tokens=8, language="ZH")
+    assert config.language == "zh"
+    scheduler = SemanticsScheduler(engine, config, log_error=errors.append)
+    frame = np.full((120, 160, 3), 90, np.uint8)
+    frame[30:90, 40:120] = (200, 40, 40)
+    tracker.track(frame)
+    object_id = tracker.add_object(points=[(80, 60)], labels=[1])
+    obj = tracker.last_result.objects[object_id]
+    scheduler.observe(
+        0, [ObjectObservation(object_id, tracker.latest_features(object_id), obj.mask, True)]
+    )
+    answer = scheduler.describe_now(object_id, "category", language="EN")
+    assert answer.semantics.language == "en" and answer.text
+    for bad in ("fr", "e n"):
+        with pytest.raises(UnknownLanguageError, match="en, zh") as caught:
+            scheduler.describe_now(object_id, "category", language=bad)
+        assert not isinstance(caught.value, DescribeFailedError)
+    with pytest.raises(UnknownLanguageError):
+        SchedulerConfig(language="fr")
+    assert scheduler.stats.engine_errors == 0 and errors == []
+    assert validate_parameter("language", "EN") == "en"
+    # the engine itself takes codes case-insensitively too
+    (description,) = engine.describe(
+        [
+            DescribeRequest(
+                kind="category",
+                features=[tracker.latest_features(object_id)],
+                language="Zh",
+                max_new_tokens=4,
+            )
+        ]
+    )
+    assert description.language == "zh"
+
+
 def test_results_for_removed_objects_are_discarded(clock):
     engine = RecordingEngine()
     engine.gate = threading.Event()

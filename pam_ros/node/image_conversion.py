@@ -56,6 +56,10 @@ class MalformedImageError(ImageConversionError):
     """`step` or `data` inconsistent with width, height and encoding."""
 
 
+class ImageDecodeError(ImageConversionError):
+    """Compressed data that does not decode (truncated, corrupt, or not jpeg / png)."""
+
+
 def _check_size(width: int, height: int, max_image_pixels: int) -> None:
     if width <= 0 or height <= 0:
         raise EmptyImageError(f"image has zero size ({width}x{height})")
@@ -118,7 +122,10 @@ def compressed_msg_to_rgb(msg, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS)
     data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)  # (H, W, 3) BGR, grey inputs expanded
     if bgr is None:
-        raise UnsupportedEncodingError(msg.format or "<empty format>")
+        raise ImageDecodeError(
+            f"compressed image failed to decode (format {msg.format or '<empty>'!r}, "
+            f"{len(data)} bytes): truncated or corrupt data, or not jpeg / png"
+        )
     height, width = bgr.shape[:2]
     _check_size(width, height, max_image_pixels)
     return np.ascontiguousarray(bgr[:, :, ::-1])

@@ -332,6 +332,8 @@ def validate_parameter(name: str, value: Any) -> Any:
         raise ParameterValidationError(f"{name}={value} is below its minimum {spec.minimum}")
     if spec.maximum is not None and value > spec.maximum:
         raise ParameterValidationError(f"{name}={value} is above its maximum {spec.maximum}")
+    if name == "language":
+        value = value.strip().lower()  # language codes are case-insensitive: "EN" is "en"
     if spec.choices is not None and value not in spec.choices:
         raise ParameterValidationError(f"{name}={value!r} is not one of {', '.join(spec.choices)}")
     if name == "tracker.image_size" and value % 32:

@@ -42,6 +42,7 @@ from pam_ros.features import RegionFeatures
 VIDEO_FEATURE_FRAMES = 16  # frames a video caption is computed from (spec section 5)
 IMAGE_KINDS = ("category", "explain", "caption", "detailed_caption")
 ALL_KINDS = (*IMAGE_KINDS, "video_caption")
+LANGUAGES = ("en", "zh")  # pam_ros.semantics.prompts.LANGUAGES, without importing the engine
 _MASK_SIDE = 128  # masks are compared at about this resolution
 
 
@@ -56,6 +57,20 @@ class UnknownObjectError(SchedulerError, KeyError):
 
 class UnknownKindError(SchedulerError):
     pass
+
+
+class UnknownLanguageError(SchedulerError):
+    """A language code the engine has no prompts for: a bad request, not an engine error."""
+
+
+def normalise_language(language: str) -> str:
+    """The language code in lower case ("EN" -> "en"); UnknownLanguageError if unknown."""
+    code = language.strip().lower() if isinstance(language, str) else language
+    if code not in LANGUAGES:
+        raise UnknownLanguageError(
+            f"unknown language {language!r}; use one of {', '.join(LANGUAGES)}"
+        )
+    return code
 
 
 class DescribeFailedError(SchedulerError):
@@ -74,6 +89,7 @@ class SchedulerConfig:
     max_batch_size: int = 8  # requests per engine call (a job's kinds are never split)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "language", normalise_language(self.language))
         if self.max_batch_size < 1:
             raise SchedulerError(f"max_batch_size must be >= 1, got {self.max_batch_size}")
         if not self.rate_hz > 0:
@@ -562,6 +578,8 @@ class SemanticsScheduler:
         started = time.monotonic()
         if kind not in ALL_KINDS:
             raise UnknownKindError(f"unknown kind {kind!r}; use one of {', '.join(ALL_KINDS)}")
+        if language:
+            language = normalise_language(language)
         with self._lock:
             config = self._config
             language = language or config.language

@@ -359,7 +359,8 @@ class SemanticEngine:
         kind = request.kind
         if kind not in KINDS:
             raise UnknownKindError(f"{where}: unknown kind {kind!r}; expected one of {KINDS}")
-        if request.language not in LANGUAGES:
+        language = request.language.lower() if isinstance(request.language, str) else None
+        if language not in LANGUAGES:  # codes are case-insensitive: "EN" is "en"
             raise InvalidRequestError(
                 f"{where}: language must be one of {LANGUAGES}, got {request.language!r}"
             )
@@ -402,7 +403,7 @@ class SemanticEngine:
                 )
             frames = [features[i] for i in select_video_frames(n)]
         grid = self._check_shapes(where, frames)
-        return _Prepared(index, kind, request.language, request.history, limit, tuple(frames), grid)
+        return _Prepared(index, kind, language, request.history, limit, tuple(frames), grid)
 
     def _check_shapes(self, where: str, frames: list[RegionFeatures]) -> int:
         dim = self.config.perceiver.embedding_dim
