@@ -204,3 +204,18 @@ def test_launch_file_only_uses_the_tested_table():
     source = (REPO / "launch" / "camera.launch.py").read_text()
     assert "LAUNCH_ARGUMENTS" in source and "node_specs" in source
     compile(source, "camera.launch.py", "exec")
+
+
+def test_depth_launch_arguments_remap_the_depth_topics_and_enable_3d():
+    node, *_ = node_specs(
+        {"depth": "true", "tf_frames": "true", "camera_topic": "/cam/color/image_raw"}, "/d.yaml"
+    )
+    remaps = dict(node.remappings)
+    assert remaps["depth/image"] == "/camera/aligned_depth_to_color/image_raw"
+    assert remaps["camera_info"] == "/camera/aligned_depth_to_color/camera_info"
+    assert node.parameters[1]["depth.enabled"] is True and node.parameters[1]["tf.enabled"]
+    node, source = node_specs({"depth": "true", "video_source": "generated"}, "/d.yaml")
+    assert source.parameters[0]["depth"] is True and node.remappings == []
+    (node,) = node_specs({}, "/d.yaml")
+    assert "depth/image" not in dict(node.remappings)
+    assert "depth.enabled" not in node.parameters[1]

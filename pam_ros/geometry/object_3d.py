@@ -23,7 +23,9 @@ Method (chosen for robustness to the failures masks and depth have in practice):
 5. Cost: the object's box is read on a regular grid of depth pixels of stride s (about
    `max_points` samples in the box), so an object costs about the same whatever its size and
    the full depth image is never converted. Point counts are grid counts times s^2; the
-   erosion radius is divided by s (at least 1).
+   erosion radius is divided by s (rounded: no erosion when s > 2 `erosion_px`, where the
+   box is so large that its edge pixels are a small share of it; eroding a whole grid
+   sample there would cut fragmented masks to a few blobs).
 
 Everything is in the depth camera's optical frame (x right, y down, z forward), in metres.
 """
@@ -198,7 +200,7 @@ def estimate_object_3d(
             **counts,
         )
     core, eroded = valid, False
-    radius = max(1, round(config.erosion_px / stride)) if config.erosion_px else 0
+    radius = round(config.erosion_px / stride)  # 0 on coarse grids: edges are a small share
     if radius > 0:
         size = 2 * radius + 1
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))

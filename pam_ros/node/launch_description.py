@@ -58,6 +58,24 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument("video_rate_hz", "15.0", "frame rate of the video source"),
     LaunchArgument("video_loop", "true", "restart the video at its end", BOOL_CHOICES),
     LaunchArgument("use_sim_time", "false", "use /clock", BOOL_CHOICES),
+    LaunchArgument(
+        "depth",
+        "false",
+        "pair an aligned depth image + camera_info with the colour for 3D positions "
+        "(the video source publishes the generated scene's depth)",
+        BOOL_CHOICES,
+    ),
+    LaunchArgument(
+        "depth_topic",
+        "/camera/aligned_depth_to_color/image_raw",
+        "sensor_msgs/Image depth aligned to camera_topic (16UC1 mm or 32FC1 m)",
+    ),
+    LaunchArgument(
+        "camera_info_topic",
+        "/camera/aligned_depth_to_color/camera_info",
+        "sensor_msgs/CameraInfo of the depth image",
+    ),
+    LaunchArgument("tf_frames", "false", "broadcast a TF frame per located object", BOOL_CHOICES),
 )
 ARGUMENTS_BY_NAME = {argument.name: argument for argument in LAUNCH_ARGUMENTS}
 
@@ -123,6 +141,10 @@ def parameter_overrides(values: dict[str, str]) -> dict[str, object]:
             overrides[parameter] = values[argument]
     if _is_true(values["use_sim_time"]):
         overrides["use_sim_time"] = True
+    if _is_true(values["depth"]):
+        overrides["depth.enabled"] = True
+    if _is_true(values["tf_frames"]):
+        overrides["tf.enabled"] = True
     return overrides
 
 
@@ -137,7 +159,13 @@ def image_remappings(values: dict[str, str]) -> list[tuple[str, str]]:
     camera = values["camera_topic"].rstrip("/")
     if not camera:
         raise LaunchArgumentError("camera_topic is empty")
-    return [("image", camera), ("image/compressed", f"{camera}/compressed")]
+    remappings = [("image", camera), ("image/compressed", f"{camera}/compressed")]
+    if _is_true(values["depth"]):
+        remappings += [
+            ("depth/image", values["depth_topic"]),
+            ("camera_info", values["camera_info_topic"]),
+        ]
+    return remappings
 
 
 def node_specs(given: dict[str, str], default_params_file: str | Path) -> list[NodeSpec]:
@@ -173,6 +201,7 @@ def node_specs(given: dict[str, str], default_params_file: str | Path) -> list[N
                         "rate_hz": _positive_float("video_rate_hz", values["video_rate_hz"]),
                         "loop": _is_true(values["video_loop"]),
                     }
+                    | ({"depth": True} if _is_true(values["depth"]) else {})
                 ],
                 arguments=log_arguments,
             )

@@ -56,7 +56,8 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
 from pam_ros.msg import TrackedObjectArray
-from pam_ros.node import message_builders
+from pam_ros.node import message_builders, outputs_3d
+from pam_ros.node.depth_intake import DepthCache
 from pam_ros.node.image_conversion import (
     ImageConversionError,
     UnsupportedEncodingError,
@@ -213,6 +214,8 @@ class PamNode(LifecycleNode):
         self._worker: threading.Thread | None = None
         self._inputs: list = []
         self._outputs: dict[str, object] = {}
+        self.depth_cache = DepthCache()  # depth pairs by stamp (depth.enabled)
+        self._depth_intake = self.outputs_3d = None
 
         self._image_group = MutuallyExclusiveCallbackGroup()
         self._prompt_group = MutuallyExclusiveCallbackGroup()
@@ -362,6 +365,9 @@ class PamNode(LifecycleNode):
                 RegionOfInterest, "boxes", self._on_box, 10, callback_group=self._prompt_group
             ),
         ]
+        self._depth_intake, self.outputs_3d = outputs_3d.start_3d(
+            self, params, image_qos, self.depth_cache, self._image_group
+        )
         self.slot.reopen()
         self._stop_worker.clear()
         self._worker = threading.Thread(
@@ -403,6 +409,8 @@ class PamNode(LifecycleNode):
         for subscription in self._inputs:
             self.destroy_subscription(subscription)
         self._inputs = []
+        outputs_3d.stop_3d(self._depth_intake, self.outputs_3d)
+        self._depth_intake = self.outputs_3d = None
         self._stop_worker.set()
         self.slot.close()
         if self._worker is not None:
@@ -559,6 +567,7 @@ class PamNode(LifecycleNode):
             params.mask_layout,
             latency,
         )
+        outputs_3d.publish_3d(self, self.outputs_3d, header, result, tracked, semantics)
         self._outputs["tracked_objects"].publish(tracked)
         self._outputs["markers"].publish(
             message_builders.marker_array(
@@ -723,6 +732,7 @@ class PamNode(LifecycleNode):
     @_never_raises
     def _on_describe(self, request: Describe.Request, response: Describe.Response):
         kind = request.kind or Describe.Request.KIND_CATEGORY
+        outputs_3d.fill_describe_response(response, self.outputs_3d, request.id)
         try:
             self._require_active()
             if self.scheduler is None:
@@ -789,6 +799,8 @@ class PamNode(LifecycleNode):
         except Exception as exc:  # never let a report stop the executor
             self.get_logger().error(f"diagnostics failed: {exc!r}", throttle_duration_sec=5.0)
             return
+        if self.outputs_3d is not None:
+            msg.status.append(self.outputs_3d.diagnostic_status(self.get_fully_qualified_name()))
         self._diagnostics_pub.publish(msg)
 
 

@@ -224,6 +224,58 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         minimum=1,
         maximum=MAX_BATCH_SIZE_LIMIT,
     ),
+    # --- depth / 3D (read-only: subscriptions are made on activate from these) ---
+    ParameterSpec(
+        "depth.enabled",
+        False,
+        "subscribe to depth/image + camera_info (aligned to the colour image) for 3D positions",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "depth.slop_s",
+        0.02,
+        "most seconds between stamps paired: depth with camera_info, depth with colour",
+        minimum=0.0,
+        maximum=10.0,
+        read_only=True,
+    ),
+    ParameterSpec(
+        "depth.metres_per_unit",
+        0.0,
+        "depth units override (0: from the encoding, 16UC1 mm, 32FC1 m; e.g. 0.0001)",
+        minimum=0.0,
+        maximum=1000.0,
+        read_only=True,
+    ),
+    ParameterSpec(
+        "depth.erosion_px",
+        3,
+        "mask erosion (depth pixels) before the position median",
+        minimum=0,
+        maximum=50,
+        read_only=True,
+    ),
+    ParameterSpec(
+        "depth.max_m",
+        20.0,
+        "depth beyond this is invalid (metres)",
+        minimum=0.1,
+        maximum=1000.0,
+        read_only=True,
+    ),
+    ParameterSpec(
+        "tf.enabled",
+        False,
+        "broadcast a TF frame <tf.prefix><id> per located object",
+        read_only=True,
+    ),
+    ParameterSpec("tf.prefix", "pam_object_", "TF child frame prefix", read_only=True),
+    ParameterSpec(
+        "tf.target_frame",
+        "",
+        "express detections_3d and markers_3d in this frame when TF knows it (e.g. base_link)",
+        read_only=True,
+    ),
     # --- outputs ---
     ParameterSpec(
         "mask_layout",
@@ -288,6 +340,14 @@ class NodeParameters:
     overlay_encoding: str = "rgb8"
     overlay_alpha: float = 0.5
     marker_frame_id: str = ""
+    depth_enabled: bool = False
+    depth_slop_s: float = 0.02
+    depth_metres_per_unit: float = 0.0
+    depth_erosion_px: int = 3
+    depth_max_m: float = 20.0
+    tf_enabled: bool = False
+    tf_prefix: str = "pam_object_"
+    tf_target_frame: str = ""
     marker_pixel_scale: float = 0.001
     diagnostics_period_s: float = 1.0
 
