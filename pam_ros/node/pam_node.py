@@ -75,6 +75,7 @@ from pam_ros.node.parameters import (
     declare_parameters,
     validate_parameter,
 )
+from pam_ros.node.semantic_services import FindObjectsService
 from pam_ros.node.semantics_scheduler import (
     DescribeFailedError,
     ObjectObservation,
@@ -241,6 +242,9 @@ class PamNode(LifecycleNode):
         self.create_service(
             Describe, "describe", self._on_describe, callback_group=MutuallyExclusiveCallbackGroup()
         )
+        self._find_objects = FindObjectsService(
+            self, lambda: self.scheduler, self._not_active_reason
+        )
         # /diagnostics reports in every state, so a node that failed to configure says why.
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(
@@ -259,6 +263,13 @@ class PamNode(LifecycleNode):
     def _require_active(self) -> None:
         if self.lifecycle_state != "active":
             raise NodeNotActiveError(f"pam_ros is {self.lifecycle_state}, not active")
+
+    def _not_active_reason(self) -> str | None:
+        try:
+            self._require_active()
+        except NodeNotActiveError as exc:
+            return str(exc)
+        return None
 
     # ---- lifecycle ----------------------------------------------------------------------
 

@@ -73,6 +73,19 @@ def normalise_language(language: str) -> str:
     return code
 
 
+class InvalidQueryError(SchedulerError):
+    """A find_objects query the engine cannot score (empty, too long, no objects, bad about)."""
+
+
+@dataclass(frozen=True)
+class FoundObject:
+    """One find_objects result: the query's score for the object and its cached category."""
+
+    object_id: str
+    score: float  # mean log-probability per query token (<= 0; higher: better match)
+    category: str
+
+
 class DescribeFailedError(SchedulerError):
     """The engine raised while answering describe_now; the message carries its error."""
 
@@ -607,9 +620,10 @@ class SemanticsScheduler:
                 features, history = (state.latest,), None
             job = _Job(object_id, state.token, (kind,), features, history, None, language)
             item = _OnDemand(job)
-            if self.running:
+            use_worker = self.running
+            if use_worker:
                 self._on_demand.append(item)
-        if self.running:
+        if use_worker:
             self._work.set()
             while not item.done.wait(0.5):
                 if not self.running:  # stopped before it reached the engine
@@ -629,3 +643,42 @@ class SemanticsScheduler:
             ) from item.error
         description, record = item.description
         return DescribeAnswer(record, description.text, False, time.monotonic() - started)
+
+    # ---- the find_objects service ---------------------------------------------------------
+
+    def find_objects(
+        self,
+        query: str,
+        about: str = "category",
+        object_ids: list[str] | None = None,
+        language: str | None = None,
+    ) -> list[FoundObject]:
+        """Rank objects (all tracked ones when `object_ids` is empty) by the engine's score of
+        `query` as their category / function, best first; one batched forward pass."""
+        language = normalise_language(language) if language else None
+        with self._lock:
+            language = language or self._config.language
+            if object_ids:
+                unknown = [oid for oid in object_ids if oid not in self._objects]
+                if unknown:
+                    known = ", ".join(sorted(self._objects)) or "none"
+                    raise UnknownObjectError(
+                        f"unknown object id(s) {', '.join(map(repr, unknown))} (tracked: {known})"
+                    )
+                chosen = list(dict.fromkeys(object_ids))
+            else:
+                chosen = list(self._objects)
+            if not chosen:
+                raise InvalidQueryError("no objects are tracked: nothing to rank")
+            features = [self._objects[oid].latest for oid in chosen]
+            categories = [self._objects[oid].record.category for oid in chosen]
+        try:
+            with self._engine_lock:
+                scores = self.engine.score_query(features, query, about=about, language=language)
+        except ValueError as exc:  # the engine's SemanticsError: a bad query
+            raise InvalidQueryError(str(exc)) from exc
+        found = [
+            FoundObject(oid, float(score), category)
+            for oid, score, category in zip(chosen, scores, categories, strict=True)
+        ]
+        return sorted(found, key=lambda f: -f.score)

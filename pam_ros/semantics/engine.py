@@ -50,6 +50,8 @@ from .parsing import parse_explain, parse_label
 from .prompts import IMAGE_KINDS, KINDS, LANGUAGES, VIDEO_KINDS, chat_prompt, split_at_image
 
 VIDEO_FRAMES = 16  # frames a video caption reads (spec 5)
+QUERY_ABOUT = {"category": "category", "function": "explain"}  # query subject -> instruction
+MAX_QUERY_TOKENS = 64  # longest find_objects query
 
 # Per-kind answer limits. The notebooks use 512 for everything; a category is a few words.
 DEFAULT_MAX_NEW_TOKENS: dict[str, int] = {
@@ -326,6 +328,71 @@ class SemanticEngine:
 
         return pieces()
 
+    def score_query(
+        self,
+        features: Sequence[RegionFeatures],
+        query: str,
+        about: str = "category",
+        language: str = "en",
+    ) -> list[float]:
+        """How well `query` answers the category ("category") or explain ("function")
+        instruction for each object: the mean log-probability per query token, teacher forced.
+
+        features: one RegionFeatures per object (same grid). Every object goes through one
+        batched forward pass (no generation). The category score also counts the end of the
+        answer (<|im_end|>: the query is the whole label); the function score reads the query
+        as the start of the explain answer. Scores are <= 0; higher is a better match, and
+        only scores of the same query are comparable (see README, find_objects).
+        """
+        self._check_alive()
+        if about not in QUERY_ABOUT:
+            raise InvalidRequestError(f"about must be one of {QUERY_ABOUT}, got {about!r}")
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidRequestError("the query is empty; give a few words (e.g. 'a cup')")
+        features = list(features) if isinstance(features, Sequence) else []
+        if not features:
+            raise InvalidRequestError("no objects to score the query against")
+        kind = QUERY_ABOUT[about]
+        prepared = [
+            self._prepare(i, DescribeRequest(kind, [f], language, max_new_tokens=1))
+            for i, f in enumerate(features)
+        ]
+        if len({p.grid_size for p in prepared}) > 1:
+            raise InvalidFeaturesError("objects of one query must share a grid size")
+        answer = self.tokenizer(query.strip(), add_special_tokens=False)["input_ids"]
+        if len(answer) > MAX_QUERY_TOKENS:
+            raise InvalidRequestError(
+                f"the query is {len(answer)} tokens long; at most {MAX_QUERY_TOKENS}"
+            )
+        if about == "category":
+            answer = [*answer, self.stop_token_ids[0]]
+        with self._lock, torch.inference_mode():
+            step = max(1, self.generation.max_batch_size)
+            scores: list[float] = []
+            for start in range(0, len(prepared), step):
+                scores += self._score_batch(prepared[start : start + step], answer)
+        return scores
+
+    def _score_batch(self, batch: list[_Prepared], answer: list[int]) -> list[float]:
+        embeds, mask = self._batch_inputs(batch, min_new_tokens=len(answer))  # (B, L, H)
+        ids = torch.tensor(answer, device=self.device)  # (Q,)
+        tail = self.model.embed_text(ids).unsqueeze(0).expand(len(batch), -1, -1)  # (B, Q, H)
+        embeds = torch.cat([embeds, tail], dim=1)
+        mask = torch.cat([mask, mask.new_ones(len(batch), len(answer))], dim=1)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: rows start at 0
+        out = self.model.language_model(
+            inputs_embeds=embeds,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=False,
+            logits_to_keep=len(answer) + 1,
+        )
+        logits = out.logits[:, :-1].float()  # (B, Q, V): the logits that predict each token
+        logp = torch.log_softmax(logits, dim=-1).gather(
+            -1, ids.view(1, -1, 1).expand(len(batch), -1, 1)
+        )  # (B, Q, 1)
+        return logp.squeeze(-1).mean(-1).tolist()
+
     def visual_block(self, request: DescribeRequest) -> Tensor:
         """The vectors spliced at <image> for one request: (1,042, H) or (5,168, H) at S = 64."""
         self._check_alive()
@@ -459,7 +526,9 @@ class SemanticEngine:
             return visual.video_block(emb, tok)
         return visual.image_block(emb[:, 0], tok[:, 0])
 
-    def _batch_inputs(self, batch: list[_Prepared]) -> tuple[Tensor, Tensor]:
+    def _batch_inputs(
+        self, batch: list[_Prepared], min_new_tokens: int | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Left-padded inputs_embeds (B, L, H) and attention mask (B, L)."""
         blocks = self._visual_blocks(batch)
         sequences = []
@@ -470,9 +539,10 @@ class SemanticEngine:
             sequences.append(torch.cat([text[: len(ids_before)], block, text[len(ids_before) :]]))
         longest = max(s.shape[0] for s in sequences)
         limit = self.config.text_config.max_position_embeddings
-        if longest + batch[0].max_new_tokens > limit:
+        new_tokens = min_new_tokens if min_new_tokens is not None else batch[0].max_new_tokens
+        if longest + new_tokens > limit:
             raise InvalidRequestError(
-                f"prompt of {longest} vectors + {batch[0].max_new_tokens} new tokens exceeds the "
+                f"prompt of {longest} vectors + {new_tokens} new tokens exceeds the "
                 f"model's {limit} positions"
             )
         hidden = sequences[0].shape[-1]
