@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import rclpy
 from test_node_ros import Harness, node_parameters, wait_for
+from visualization_msgs.msg import Marker, MarkerArray
 
 from pam_ros.demo.frame_sources import GeneratedScene
 from pam_ros.msg import TrackedObjectArray
@@ -62,6 +63,8 @@ def harness(ros_context, checkpoints):
     h.client.create_subscription(
         vision_msgs.Detection3DArray, "detections_3d", h.detections.append, 10
     )
+    h.markers_3d: list = []
+    h.client.create_subscription(MarkerArray, "markers_3d", h.markers_3d.append, 10)
     yield h
     h.close()
 
@@ -170,6 +173,19 @@ def test_prompted_object_has_its_true_3d_position_on_every_output(harness):
         assert (pose.x, pose.y, pose.z) == pytest.approx(tuple(got), abs=1e-6)
         assert detection.bbox.size.x == pytest.approx(obj.extent.x)
         assert abs(detection.bbox.size.z) < 0.02  # a flat card
+        # rviz: a box and a label in the camera frame
+        markers = wait_for(
+            lambda: next((m for m in reversed(h.markers_3d) if len(m.markers) == 3), None),
+            what="markers_3d",
+        )
+        clear, cube, label = markers.markers
+        assert (clear.action, cube.type, label.type) == (
+            Marker.DELETEALL,
+            Marker.CUBE,
+            Marker.TEXT_VIEW_FACING,
+        )
+        assert cube.header.frame_id == "camera_optical" and label.text == obj.id
+        assert abs(cube.pose.position.z - true_position[2]) < 0.02
         # Describe answers where it is
         answer = h.call(h.describe, Describe.Request(id=obj.id))
         assert answer.has_position and answer.position.header.frame_id == "camera_optical"
@@ -243,3 +259,65 @@ def _depth_status(h, counter: str) -> bool:
                 values = {kv.key: kv.value for kv in status.values}
                 return int(values.get(counter, "0")) > 0 and status.level == status.WARN
     return False
+
+
+def test_target_frame_when_tf_knows_it_and_a_diagnostic_when_not(ros_context, checkpoints):
+    from geometry_msgs.msg import TransformStamped
+    from tf2_ros import StaticTransformBroadcaster
+
+    parameters = node_parameters(
+        checkpoints,
+        **{
+            "semantics.enabled": False,
+            "qos.reliability": "best_effort",
+            "depth.enabled": True,
+            "tf.target_frame": "pam_test_base",
+        },
+    )
+    h = Harness(ros_context, parameters)
+    detections: list = []
+    h.client.create_subscription(
+        vision_msgs.Detection3DArray, "detections_3d", detections.append, 10
+    )
+    source = start_source(h.namespace)
+    try:
+        wait_for(lambda: h.tracked, what="a tracked frame")
+        x0, y0, x1, y1 = SCENE.object_boxes(0)[0]
+        request = AddObject.Request(use_box=True)
+        request.box.x_offset, request.box.y_offset = x0, y0
+        request.box.width, request.box.height = x1 - x0, y1 - y0
+        assert h.call(h.add, request).success
+        # TF does not know pam_test_base yet: outputs stay in the camera frame, diagnostics say so
+        wait_for(lambda: h.node.outputs_3d.target_frame_failures > 0, what="a lookup failure")
+        wait_for(lambda: _depth_status(h, "target_frame_failures"), what="/diagnostics")
+        assert "pam_test_base" in h.node.outputs_3d.target_frame_error
+        in_camera = wait_for(lambda: next((d for d in reversed(detections) if d.detections), None),
+                             what="detections")  # fmt: skip
+        assert in_camera.header.frame_id == "camera_optical"
+        # camera_optical in pam_test_base: 0.5 m up (z), turned 90 degrees about z
+        transform = TransformStamped()
+        transform.header.frame_id, transform.child_frame_id = "pam_test_base", "camera_optical"
+        transform.header.stamp = h.client.get_clock().now().to_msg()
+        transform.transform.translation.z = 0.5
+        transform.transform.rotation.z = transform.transform.rotation.w = float(np.sqrt(0.5))
+        broadcaster = StaticTransformBroadcaster(h.client)
+        broadcaster.sendTransform(transform)
+        start = len(detections)
+
+        def in_base_frame():
+            for d in reversed(detections[start:]):
+                if d.header.frame_id == "pam_test_base" and d.detections:
+                    return d
+            return None
+
+        in_base = wait_for(in_base_frame, what="detections in pam_test_base")
+        stamp = (in_base.header.stamp.sec, in_base.header.stamp.nanosec)
+        tracked = next(
+            m for m in h.tracked if (m.header.stamp.sec, m.header.stamp.nanosec) == stamp
+        )
+        p = tracked.objects[0].position  # in the camera frame
+        pose = in_base.detections[0].results[0].pose.pose.position
+        assert (pose.x, pose.y, pose.z) == pytest.approx((-p.y, p.x, p.z + 0.5), abs=1e-5)
+    finally:
+        stop(source)
+        h.close()
