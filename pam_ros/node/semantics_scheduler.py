@@ -273,6 +273,7 @@ class SemanticsScheduler:
         self._stop = threading.Event()
         self._work = threading.Event()
         self._thread: threading.Thread | None = None
+        self._next_tick_at: float | None = None  # tick(): earliest clock time of the next call
 
     # ---- configuration and lifetime -------------------------------------------------------
 
@@ -558,6 +559,24 @@ class SemanticsScheduler:
             self._stats.descriptions += 1
         record.language = language
         record.stamp_ns = max(features.stamp_ns for features in job.features)
+
+    def tick(self) -> int:
+        """Synchronous alternative to the worker thread: run the jobs the `rate_hz` throttle
+        allows at the scheduler's clock now, at most one per 1 / rate_hz of clock time, and
+        return how many engine calls were made. With a clock that reads the stream's time
+        (a bag's stamps) the same stream gives the same calls, however fast the machine."""
+        now = self._clock()
+        period = 1.0 / self._config.rate_hz
+        if self._next_tick_at is None:
+            self._next_tick_at = now
+        calls = 0
+        while now >= self._next_tick_at:
+            if not self.run_once():
+                self._next_tick_at = now  # idle: the next due job may run at once
+                break
+            calls += 1
+            self._next_tick_at += period
+        return calls
 
     def _run(self) -> None:
         next_call = 0.0  # monotonic time before which only on-demand requests are served

@@ -1,0 +1,162 @@
+"""Command line of the bag tool.
+
+    python -m pam_ros.bag annotate IN OUT --topic /camera/image_raw --prompts prompts.yaml
+    python -m pam_ros.bag annotate IN OUT --prompt-topic /detections --overwrite
+
+Exit codes: 0 done, 1 an input or output problem (the message says what and where; after a
+read error mid-bag the output holds what was done), 2 bad arguments, 130 interrupted (Ctrl-C;
+the output bag is closed and valid with the frames done so far).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pam_ros.bag.annotate import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    AnnotateOptions,
+    BagToolError,
+    ModelOptions,
+    annotate,
+    node_default,
+)
+from pam_ros.bag.prompts import PromptFileError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pam_bag", description="Offline tools on recorded rosbag2 files (no ROS graph)."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    ann = commands.add_parser(
+        "annotate",
+        help="track every colour frame of IN and write OUT (MCAP) with the annotations",
+        description="Reads IN (a rosbag2 folder, MCAP or sqlite3, or a .mcap/.db3 file), "
+        "tracks every colour frame, runs semantics at --semantic-rate in BAG time and writes "
+        "OUT, an MCAP rosbag2 with the input topics plus tracked_objects, overlay/compressed, "
+        "markers and detections, and OUT.jsonl, a JSON-lines summary.",
+    )
+    ann.add_argument("input", type=Path, metavar="IN")
+    ann.add_argument("output", type=Path, metavar="OUT")
+    ann.add_argument(
+        "--topic", help="colour topic, Image or CompressedImage (default: the only one)"
+    )
+    ann.add_argument(
+        "--prompts", type=Path, help="YAML/JSON prompts file (frame/time + box/points)"
+    )
+    ann.add_argument(
+        "--prompt-topic", help="vision_msgs/Detection2DArray topic of IN: one object per box"
+    )
+    ann.add_argument("--overwrite", action="store_true", help="replace OUT (and OUT.jsonl)")
+    ann.add_argument("--summary", type=Path, help="JSON-lines summary path (default: OUT.jsonl)")
+    ann.add_argument("--output-prefix", default="", help="prefix of the output topics (e.g. /pam)")
+    ann.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: all)")
+    ann.add_argument("--no-progress", action="store_true", help="no progress bar")
+    models = ann.add_argument_group("models (defaults: the node's parameters)")
+    models.add_argument(
+        "--tracker-size",
+        default=node_default("tracker.model_size"),
+        choices=("tiny", "small", "base_plus", "large"),
+    )
+    models.add_argument("--image-size", type=int, default=node_default("tracker.image_size"))
+    models.add_argument("--tracker-checkpoint", default="", help="SAM 2.1 .pt (default: official)")
+    models.add_argument(
+        "--random-tracker-weights", action="store_true", help="TESTING ONLY: random SAM 2 weights"
+    )
+    models.add_argument(
+        "--pam",
+        default=node_default("semantics.model_path"),
+        help="PAM checkpoint folder or hub id",
+    )
+    models.add_argument("--no-semantics", action="store_true", help="tracking only")
+    models.add_argument("--device", default=node_default("device"), choices=("cpu", "cuda", "auto"))
+    models.add_argument(
+        "--dtype", default=node_default("dtype"), choices=("auto", "float32", "bfloat16")
+    )
+    sem = ann.add_argument_group("semantics (rates in bag time)")
+    sem.add_argument(
+        "--semantic-rate",
+        type=float,
+        default=node_default("semantic_rate_hz"),
+        help="engine calls per second of bag time",
+    )
+    sem.add_argument("--refresh-period", type=float, default=node_default("refresh_period_s"))
+    sem.add_argument(
+        "--video-caption-frames", type=int, default=node_default("video_caption_segment_frames")
+    )
+    sem.add_argument("--kinds", nargs="+", default=list(node_default("semantic_kinds")))
+    sem.add_argument("--language", default=node_default("language"), choices=("en", "zh"))
+    out = ann.add_argument_group("outputs")
+    out.add_argument(
+        "--mask-layout",
+        default=node_default("mask_layout"),
+        choices=("full_frame", "cropped", "none"),
+    )
+    out.add_argument("--max-objects", type=int, default=node_default("max_objects"))
+    out.add_argument(
+        "--overlay-every", type=int, default=1, help="overlay on every n-th frame (0: no overlay)"
+    )
+    out.add_argument("--jpeg-quality", type=int, default=90)
+    out.add_argument("--marker-frame-id", default="")
+    return parser
+
+
+def options_from_args(args: argparse.Namespace) -> AnnotateOptions:
+    return AnnotateOptions(
+        input=args.input,
+        output=args.output,
+        color_topic=args.topic,
+        prompts_file=args.prompts,
+        prompt_topic=args.prompt_topic,
+        overwrite=args.overwrite,
+        models=ModelOptions(
+            tracker_model_size=args.tracker_size,
+            tracker_image_size=args.image_size,
+            tracker_checkpoint=args.tracker_checkpoint,
+            tracker_random_weights=args.random_tracker_weights,
+            semantics_model="" if args.no_semantics else args.pam,
+            device=args.device,
+            dtype=args.dtype,
+        ),
+        semantic_rate_hz=args.semantic_rate,
+        refresh_period_s=args.refresh_period,
+        video_caption_segment_frames=args.video_caption_frames,
+        semantic_kinds=tuple(args.kinds),
+        language=args.language,
+        mask_layout=args.mask_layout,
+        max_objects=args.max_objects,
+        overlay_every=args.overlay_every,
+        jpeg_quality=args.jpeg_quality,
+        marker_frame_id=args.marker_frame_id,
+        output_prefix=args.output_prefix,
+        summary=args.summary,
+        max_frames=args.max_frames,
+        progress=not args.no_progress,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    options = options_from_args(args)
+    try:
+        report = annotate(options)
+    except (BagToolError, PromptFileError) as exc:
+        print(f"pam_bag: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:  # before the output was opened: nothing written
+        print("pam_bag: interrupted before any frame was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(
+        f"pam_bag: {report.frames} frames in {report.seconds:.1f} s "
+        f"({report.frames_per_second:.2f} frames/s), {report.semantic_calls} semantic calls, "
+        f"{len(report.prompts_rejected)} prompt(s) refused → {options.output} "
+        f"(summary {options.summary_path})",
+        file=sys.stderr,
+    )
+    if report.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_ERROR if report.error else EXIT_OK
