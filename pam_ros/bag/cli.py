@@ -2,6 +2,7 @@
 
     python -m pam_ros.bag annotate IN OUT --topic /camera/image_raw --prompts prompts.yaml
     python -m pam_ros.bag annotate IN OUT --prompt-topic /detections --overwrite
+    python -m pam_ros.bag from-frames clip.mp4 camera_bag --rate 15
 
 Exit codes: 0 done, 1 an input or output problem (the message says what and where; after a
 read error mid-bag the output holds what was done), 2 bad arguments, 130 interrupted (Ctrl-C;
@@ -102,7 +103,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     out.add_argument("--jpeg-quality", type=int, default=90)
     out.add_argument("--marker-frame-id", default="")
+    rec = commands.add_parser(
+        "from-frames",
+        help="write a camera bag (MCAP) from a video file, an image folder or 'generated'",
+    )
+    rec.add_argument("source", help="video file, image folder, or 'generated'")
+    rec.add_argument("output", type=Path, metavar="OUT")
+    rec.add_argument("--topic", default="/camera/image_raw")
+    rec.add_argument("--rate", type=float, default=15.0, help="frame rate of the stamps (Hz)")
+    rec.add_argument("--frames", type=int, default=0, help="at most N frames (0: all)")
+    rec.add_argument("--compressed", action="store_true", help="JPEG CompressedImage")
+    rec.add_argument("--storage", default="mcap", choices=("mcap", "sqlite3"))
     return parser
+
+
+def from_frames(args: argparse.Namespace) -> int:
+    from pam_ros.bag.record import write_frames_bag
+    from pam_ros.demo.frame_sources import FrameSourceError, open_frame_source
+
+    if args.output.exists():
+        print(f"pam_bag: {args.output} exists already", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        frames = open_frame_source(args.source, args.frames or None)
+        count = write_frames_bag(
+            frames, args.output, args.topic, args.rate, args.compressed, storage=args.storage
+        )
+    except (FrameSourceError, ValueError) as exc:
+        print(f"pam_bag: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"pam_bag: wrote {count} frames to {args.output}", file=sys.stderr)
+    return EXIT_OK
 
 
 def options_from_args(args: argparse.Namespace) -> AnnotateOptions:
@@ -141,6 +172,8 @@ def options_from_args(args: argparse.Namespace) -> AnnotateOptions:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "from-frames":
+        return from_frames(args)
     options = options_from_args(args)
     try:
         report = annotate(options)
