@@ -32,6 +32,7 @@ def _nodes(context):
             parameters=spec.parameters,
             remappings=spec.remappings,
             arguments=spec.arguments,
+            additional_env=spec.env,
             output="screen",
             emulate_tty=True,
         )

@@ -29,10 +29,12 @@ def test_readme_names_the_two_commands_and_ci_runs_the_test_one():
 
 
 def test_readme_documents_every_topic_and_service_the_node_creates():
-    source = (REPO / "pam_ros" / "node" / "pam_node.py").read_text()
+    source = "\n".join(p.read_text() for p in sorted((REPO / "pam_ros" / "node").glob("*.py")))
     names = set(re.findall(r'create_service\(\s*\w+,\s*"([^"]+)"', source))
     names |= set(re.findall(r'create_(?:lifecycle_)?publisher\(\s*\w+,\s*"([^"]+)"', source))
     names |= set(re.findall(r'create_subscription\(\s*\w+,\s*"([^"]+)"', source))
+    # subscriptions that follow their publishers' QoS (pam_ros/node/image_intake.py)
+    names |= set(re.findall(r'QosMatchedSubscription\(\s*self,\s*\w+,\s*"([^"]+)"', source))
     assert {"add_object", "describe", "tracked_objects", "click", "image"} <= names
     for name in sorted(names):
         assert f"`{name}`" in README, f"README does not document {name!r}"

@@ -49,6 +49,7 @@ from tqdm import tqdm
 from pam_ros.demo.frame_sources import GeneratedScene, ImageFolderFrames
 from pam_ros.demo.video_source import VideoSourceNode
 from pam_ros.msg import TrackedObjectArray
+from pam_ros.node.dds_profile import apply_profile
 from pam_ros.node.image_conversion import image_msg_to_rgb
 from pam_ros.node.message_builders import stamp_to_ns
 from pam_ros.node.pam_node import PamNode
@@ -580,6 +581,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Before rclpy.init: a viewer in another process (rviz) using the same profile then gets
+    # every full-size overlay frame, best-effort or reliable.
+    print(f"Fast DDS profile: {apply_profile()}", file=sys.stderr)
     try:
         summary = run(args)
     except DemoError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pam_ros.node.dds_profile import profile_environment
 from pam_ros.node.parameters import DEVICES, DTYPES, MODEL_SIZES
 
 PACKAGE = "pam_ros"
@@ -76,6 +77,13 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
         "sensor_msgs/CameraInfo of the depth image",
     ),
     LaunchArgument("tf_frames", "false", "broadcast a TF frame per located object", BOOL_CHOICES),
+    LaunchArgument(
+        "dds_profile",
+        "",
+        "Fast DDS XML profile for the started processes (FASTRTPS_DEFAULT_PROFILES_FILE); "
+        "empty: the package's config/fastdds_large_frames.xml unless the environment sets one, "
+        "'none': Fast DDS defaults",
+    ),
 )
 ARGUMENTS_BY_NAME = {argument.name: argument for argument in LAUNCH_ARGUMENTS}
 
@@ -95,6 +103,7 @@ class NodeSpec:
     parameters: list = field(default_factory=list)  # YAML paths and dicts, in order
     remappings: list[tuple[str, str]] = field(default_factory=list)
     arguments: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # added to the process's environment
 
 
 def _is_true(value: str) -> bool:
@@ -173,6 +182,7 @@ def node_specs(given: dict[str, str], default_params_file: str | Path) -> list[N
     values = resolve_arguments(given)
     params_file = values["params_file"] or str(default_params_file)
     log_arguments = ["--ros-args", "--log-level", values["log_level"]]
+    dds_env = profile_environment(values["dds_profile"])
     specs = [
         NodeSpec(
             package=PACKAGE,
@@ -182,6 +192,7 @@ def node_specs(given: dict[str, str], default_params_file: str | Path) -> list[N
             parameters=[params_file, parameter_overrides(values)],
             remappings=image_remappings(values),
             arguments=log_arguments,
+            env=dds_env,
         )
     ]
     if values["video_source"]:
@@ -204,6 +215,7 @@ def node_specs(given: dict[str, str], default_params_file: str | Path) -> list[N
                     | ({"depth": True} if _is_true(values["depth"]) else {})
                 ],
                 arguments=log_arguments,
+                env=dds_env,
             )
         )
     return specs

@@ -179,6 +179,9 @@ class NodeHealth:
     semantic_errors: int
     gpu_memory_mb: float  # allocated by torch on the device (0 on CPU)
     last_error: str = ""
+    messages_lost: int = 0  # reported lost by DDS on the node's subscriptions (QoS events)
+    incompatible_qos: int = 0  # QoS-incompatible peers seen by the node's subscriptions/publishers
+    image_qos: str = ""  # the image subscription's reliability now (it follows the camera)
 
 
 def diagnostics_msg(stamp: Time, node_name: str, health: NodeHealth) -> DiagnosticArray:
@@ -189,6 +192,12 @@ def diagnostics_msg(stamp: Time, node_name: str, health: NodeHealth) -> Diagnost
         status.level, status.message = DiagnosticStatus.STALE, f"node is {health.state}"
     elif health.tracking_errors or health.semantic_errors or health.frames_rejected:
         status.level, status.message = DiagnosticStatus.WARN, health.last_error or "errors seen"
+    elif health.incompatible_qos or health.messages_lost:
+        status.level = DiagnosticStatus.WARN
+        status.message = (
+            f"QoS: {health.incompatible_qos} incompatible peer(s), "
+            f"{health.messages_lost} message(s) lost by DDS"
+        )
     else:
         status.level, status.message = DiagnosticStatus.OK, "tracking"
     values = {
@@ -203,6 +212,9 @@ def diagnostics_msg(stamp: Time, node_name: str, health: NodeHealth) -> Diagnost
         "semantic_calls": str(health.semantic_calls),
         "semantic_errors": str(health.semantic_errors),
         "gpu_memory_mb": f"{health.gpu_memory_mb:.1f}",
+        "messages_lost": str(health.messages_lost),
+        "incompatible_qos": str(health.incompatible_qos),
+        "image_qos": health.image_qos,
     }
     status.values = [KeyValue(key=key, value=value) for key, value in values.items()]
     array = DiagnosticArray()

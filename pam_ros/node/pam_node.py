@@ -50,7 +50,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
@@ -64,6 +64,14 @@ from pam_ros.node.image_conversion import (
     compressed_msg_to_rgb,
     image_msg_to_rgb,
     rgb_to_image_msg,
+)
+from pam_ros.node.image_intake import (
+    DeliveryCounters,
+    IntakeConfig,
+    QosMatchedSubscription,
+    fixed_qos,
+    publisher_events,
+    subscription_events,
 )
 from pam_ros.node.latest_frame import LatestFrameSlot
 from pam_ros.node.message_builders import NodeHealth, stamp_to_ns
@@ -214,6 +222,8 @@ class PamNode(LifecycleNode):
         self._stop_worker = threading.Event()
         self._worker: threading.Thread | None = None
         self._inputs: list = []
+        self._image_intake: QosMatchedSubscription | None = None
+        self.delivery = DeliveryCounters()  # QoS events of all subscriptions and publishers
         self._outputs: dict[str, object] = {}
         self.depth_cache = DepthCache()  # depth pairs by stamp (depth.enabled)
         self._depth_intake = self.outputs_3d = None
@@ -293,11 +303,18 @@ class PamNode(LifecycleNode):
         latest = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         self._outputs = {
             "tracked_objects": self.create_lifecycle_publisher(
-                TrackedObjectArray, "tracked_objects", reliable
+                TrackedObjectArray, "tracked_objects", reliable,
+                event_callbacks=publisher_events(self, "tracked_objects", self.delivery),
             ),
-            "overlay": self.create_lifecycle_publisher(Image, "overlay", latest),
-            "markers": self.create_lifecycle_publisher(MarkerArray, "markers", reliable),
-        }
+            "overlay": self.create_lifecycle_publisher(
+                Image, "overlay", latest,
+                event_callbacks=publisher_events(self, "overlay", self.delivery),
+            ),
+            "markers": self.create_lifecycle_publisher(
+                MarkerArray, "markers", reliable,
+                event_callbacks=publisher_events(self, "markers", self.delivery),
+            ),
+        }  # fmt: skip
         semantics = self.engine.model_name if self.engine is not None else "disabled"
         self.get_logger().info(
             f"configured: SAM 2.1-{params.tracker_model_size} @ {params.tracker_image_size} px "
@@ -346,38 +363,37 @@ class PamNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         params = self.params
-        # best_effort + keep-last = the sensor-data profile camera drivers publish with.
-        reliability = (
-            ReliabilityPolicy.RELIABLE
-            if params.qos_reliability == "reliable"
-            else ReliabilityPolicy.BEST_EFFORT
-        )
-        image_qos = QoSProfile(
-            depth=params.qos_depth, reliability=reliability, history=HistoryPolicy.KEEP_LAST
-        )
+        intake = IntakeConfig(reliability=params.qos_reliability, depth=params.qos_depth)
         if params.use_compressed:
-            image_sub = self.create_subscription(
-                CompressedImage,
-                "image/compressed",
-                self._on_image,
-                image_qos,
-                callback_group=self._image_group,
-            )
+            self._image_intake = QosMatchedSubscription(
+                self, CompressedImage, "image/compressed", self._on_image, intake,
+                self.delivery, callback_group=self._image_group,
+            )  # fmt: skip
         else:
-            image_sub = self.create_subscription(
-                Image, "image", self._on_image, image_qos, callback_group=self._image_group
-            )
+            self._image_intake = QosMatchedSubscription(
+                self, Image, "image", self._on_image, intake,
+                self.delivery, callback_group=self._image_group,
+            )  # fmt: skip
         self._inputs = [
-            image_sub,
             self.create_subscription(
-                PointStamped, "click", self._on_click, 10, callback_group=self._prompt_group
+                PointStamped,
+                "click",
+                self._on_click,
+                10,
+                callback_group=self._prompt_group,
+                event_callbacks=subscription_events(self, "click", self.delivery),
             ),
             self.create_subscription(
-                RegionOfInterest, "boxes", self._on_box, 10, callback_group=self._prompt_group
+                RegionOfInterest,
+                "boxes",
+                self._on_box,
+                10,
+                callback_group=self._prompt_group,
+                event_callbacks=subscription_events(self, "boxes", self.delivery),
             ),
         ]
         self._depth_intake, self.outputs_3d = outputs_3d.start_3d(
-            self, params, image_qos, self.depth_cache, self._image_group
+            self, params, fixed_qos(intake), self.depth_cache, self._image_group
         )
         self.slot.reopen()
         self._stop_worker.clear()
@@ -388,10 +404,7 @@ class PamNode(LifecycleNode):
         if self.scheduler is not None:
             self.scheduler.start()
         self._restart_overlay_timer()
-        self.get_logger().info(
-            f"active: listening on {image_sub.topic_name} ({params.qos_reliability}, "
-            f"depth {params.qos_depth})"
-        )
+        self.get_logger().info(f"active: listening on {self._image_intake.describe()}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -417,6 +430,9 @@ class PamNode(LifecycleNode):
             self._overlay_timer = None
         with self._overlay_lock:
             self._overlay_input = None
+        if self._image_intake is not None:
+            self._image_intake.destroy()
+            self._image_intake = None
         for subscription in self._inputs:
             self.destroy_subscription(subscription)
         self._inputs = []
@@ -800,7 +816,17 @@ class PamNode(LifecycleNode):
             semantic_errors=stats.engine_errors if stats else 0,
             gpu_memory_mb=gpu_mb,
             last_error=counters.last_error or (stats.last_error if stats else ""),
+            **self._delivery_health(),
         )
+
+    def _delivery_health(self) -> dict:
+        delivery = self.delivery.snapshot()
+        intake = self._image_intake
+        return {
+            "messages_lost": delivery.messages_lost,
+            "incompatible_qos": delivery.incompatible_qos,
+            "image_qos": intake.reliability if intake is not None else "",
+        }
 
     def _publish_diagnostics(self) -> None:
         try:

@@ -22,7 +22,7 @@ MODEL_SIZES = ("tiny", "small", "base_plus", "large")
 DEVICES = ("cpu", "cuda", "auto")
 DTYPES = ("auto", "float32", "bfloat16")
 MASK_LAYOUTS = ("full_frame", "cropped", "none")
-RELIABILITIES = ("best_effort", "reliable")
+RELIABILITIES = ("auto", "best_effort", "reliable")
 SEMANTIC_KINDS = ("category", "explain", "caption", "detailed_caption")
 LANGUAGES = ("en", "zh")
 OVERLAY_ENCODINGS = ("rgb8", "bgr8")
@@ -145,8 +145,9 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ),
     ParameterSpec(
         "qos.reliability",
-        "best_effort",
-        "image subscription reliability (best_effort = sensor-data QoS)",
+        "auto",
+        "image subscription reliability; auto: follow the camera's publishers (reliable when "
+        "all are reliable, else best_effort), re-checked when publishers appear",
         choices=RELIABILITIES,
         read_only=True,
     ),
@@ -322,7 +323,7 @@ class NodeParameters:
     dtype: str = "auto"
     compile: bool = False
     use_compressed: bool = False
-    qos_reliability: str = "best_effort"
+    qos_reliability: str = "auto"
     qos_depth: int = 1
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     max_objects: int = 16
