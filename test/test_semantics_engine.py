@@ -360,3 +360,45 @@ def test_checkpoint_without_a_penalty_uses_transformers_default(tmp_path: Path) 
     (folder / "generation_config.json").write_text(json.dumps({"top_k": 20}))
     engine = SemanticEngine.from_pretrained(folder, decoding="official")
     assert engine.generation.repetition_penalty == 1.0
+
+
+def test_kinds_of_one_object_share_the_visual_block_and_prefix(engine: SemanticEngine) -> None:
+    # Four image kinds of three objects (same RegionFeatures per object): one perceiver pass per
+    # object and one prefix prefill per object, reused by every kind; ids equal recomputing.
+    objects = [_features(1, seed=30 + i) for i in range(3)]
+    kinds = ("category", "explain", "caption", "detailed_caption")
+    requests = [
+        DescribeRequest(kind, feats, max_new_tokens=10) for feats in objects for kind in kinds
+    ]
+    requests.append(DescribeRequest("category", objects[0], language="zh", max_new_tokens=10))
+    calls = {"perceiver": 0, "prefill_rows": 0}
+    resampler = engine.model.visual.vision_resampler
+    hooks = [
+        resampler.register_forward_hook(
+            lambda m, a, o: calls.__setitem__("perceiver", calls["perceiver"] + a[0].shape[0])
+        )
+    ]
+    used = []
+    build = engine._batch_cache
+    engine._batch_cache = lambda *a: used.append(build(*a)) or used[-1]
+    try:
+        shared = engine.describe(requests)
+    finally:
+        del engine._batch_cache
+        for hook in hooks:
+            hook.remove()
+    assert calls["perceiver"] == 3  # one row per object, not per kind
+    assert len(used) == 5 and all(c is not None for c in used)  # every generate reused it
+    engine.share_prefix = False
+    try:
+        recomputed = [engine.describe([r])[0] for r in requests]
+    finally:
+        engine.share_prefix = True
+    prepared = [engine._prepare(i, r) for i, r in enumerate(requests)]
+    blocks = engine._shared_blocks(prepared)
+    assert len(blocks) == 3
+    prefixes = engine._shared_prefixes(prepared, blocks)
+    assert len(prefixes) == 3 and len({id(c) for c, _ in prefixes.values()}) == 1  # one prefill
+    for s, r in zip(shared, recomputed, strict=True):
+        _assert_informative(r.token_ids)
+        assert s.token_ids == r.token_ids and s.text == r.text

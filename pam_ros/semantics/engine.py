@@ -15,6 +15,7 @@ the one-by-one answer.
 from __future__ import annotations
 
 import gc
+import inspect
 import json
 import threading
 import time
@@ -27,9 +28,11 @@ import numpy as np
 import torch
 from torch import Tensor
 from transformers import (
+    DynamicCache,
     GenerationConfig,
     LogitsProcessor,
     LogitsProcessorList,
+    Qwen2ForCausalLM,
     TextIteratorStreamer,
 )
 
@@ -52,6 +55,12 @@ from .prompts import IMAGE_KINDS, KINDS, LANGUAGES, VIDEO_KINDS, chat_prompt, sp
 VIDEO_FRAMES = 16  # frames a video caption reads (spec 5)
 QUERY_ABOUT = {"category": "category", "function": "explain"}  # query subject -> instruction
 MAX_QUERY_TOKENS = 64  # longest find_objects query
+# transformers >= 5.2x calls the KV cache `cache` (argument and output); before, past_key_values.
+_CACHE_ARGUMENT = (
+    "cache"
+    if "cache" in inspect.signature(Qwen2ForCausalLM.forward).parameters
+    else "past_key_values"
+)
 
 # Per-kind answer limits. The notebooks use 512 for everything; a category is a few words.
 DEFAULT_MAX_NEW_TOKENS: dict[str, int] = {
@@ -130,8 +139,12 @@ class _Prepared:
     grid_size: int
 
     @property
-    def group_key(self) -> tuple[bool, int, int]:
-        return (self.kind in VIDEO_KINDS, self.grid_size, self.max_new_tokens)
+    def group_key(self) -> tuple:
+        """Requests that share one generate. Image requests also by kind and language: their
+        prompts then have one length (no left padding), so a shared prefix cache fits."""
+        if self.kind in VIDEO_KINDS:
+            return (True, self.grid_size, self.max_new_tokens)
+        return (False, self.grid_size, self.max_new_tokens, self.kind, self.language)
 
 
 class _FirstLogitsClock(LogitsProcessor):
@@ -243,6 +256,9 @@ class SemanticEngine:
             raise SemanticsError("the tokenizer has neither <|im_end|> nor <|endoftext|>")
         self.pad_token_id = self.stop_token_ids[-1]
         self._prompt_ids = lru_cache(maxsize=256)(self._tokenize_prompt)
+        # Reuse one KV cache of the prefix (system prompt + visual block) across the kinds of
+        # one object in a describe call; False recomputes it per kind (benchmarks, checks).
+        self.share_prefix = True
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -289,10 +305,17 @@ class SemanticEngine:
         for p in prepared:
             groups.setdefault(p.group_key, []).append(p)
         step = max(1, self.generation.max_batch_size)
-        for members in groups.values():
-            for start in range(0, len(members), step):
-                batch = members[start : start + step]
-                for p, desc in zip(batch, self._run_batch(batch), strict=True):
+        batches = [
+            members[start : start + step]
+            for members in groups.values()
+            for start in range(0, len(members), step)
+        ]
+        with self._lock, torch.inference_mode():
+            # Work shared by the kinds of one object on one frame, done once for the call.
+            blocks = self._shared_blocks(prepared)
+            prefixes = self._shared_prefixes(prepared, blocks) if self.share_prefix else {}
+            for batch in batches:
+                for p, desc in zip(batch, self._run_batch(batch, blocks, prefixes), strict=True):
                     results[p.index] = desc
         return [r for r in results if r is not None]
 
@@ -399,6 +422,83 @@ class SemanticEngine:
         prepared = self._prepare(0, request)
         with self._lock, torch.inference_mode():
             return self._visual_blocks([prepared])[0]
+
+    # ------------------------------------------------------------------ shared work
+    @staticmethod
+    def _frames_key(p: _Prepared) -> tuple:
+        """Identifies one object's frames within a call: the kinds of one object on one frame
+        (the same RegionFeatures) share a key, hence one visual block and one prefix."""
+        frames = tuple((id(f.image_embedding), id(f.mask_tokens)) for f in p.frames)
+        return (p.kind in VIDEO_KINDS, frames)
+
+    def _shared_blocks(self, prepared: list[_Prepared]) -> dict[tuple, Tensor]:
+        """Visual block per distinct frames key, (L, H) each; the perceiver runs once per
+        object and frame however many kinds ask for it (batched across objects)."""
+        unique: dict[tuple, _Prepared] = {}
+        for p in prepared:
+            unique.setdefault(self._frames_key(p), p)
+        by_shape: dict[tuple, list[tuple]] = {}
+        for key, p in unique.items():
+            by_shape.setdefault((key[0], p.grid_size), []).append(key)
+        step = max(1, self.generation.max_batch_size)
+        blocks: dict[tuple, Tensor] = {}
+        for keys in by_shape.values():
+            for start in range(0, len(keys), step):
+                chunk = keys[start : start + step]
+                for key, block in zip(
+                    chunk, self._visual_blocks([unique[k] for k in chunk]), strict=True
+                ):
+                    blocks[key] = block
+        return blocks
+
+    def _shared_prefixes(
+        self, prepared: list[_Prepared], blocks: dict[tuple, Tensor]
+    ) -> dict[tuple, tuple[DynamicCache, int]]:
+        """KV cache of the tokens before the instruction (system prompt, user turn, visual
+        block: the same for every image kind and language) for each object asked more than
+        one image kind in this call: key -> (cache of its prefill batch, row in it)."""
+        counts: dict[tuple, int] = {}
+        grids: dict[tuple, int] = {}
+        for p in prepared:
+            if p.kind in IMAGE_KINDS:
+                key = self._frames_key(p)
+                counts[key] = counts.get(key, 0) + 1
+                grids[key] = p.grid_size
+        by_grid: dict[int, list[tuple]] = {}
+        for key, count in counts.items():
+            if count > 1:
+                by_grid.setdefault(grids[key], []).append(key)
+        ids_before, _ = self._prompt_ids("category", "en", None)  # the same for every kind
+        head = self.model.embed_text(torch.tensor(ids_before, device=self.device))  # (T, H)
+        step = max(1, self.generation.max_batch_size)
+        lm = self.model.language_model
+        prefixes: dict[tuple, tuple[DynamicCache, int]] = {}
+        for keys in by_grid.values():
+            for start in range(0, len(keys), step):
+                chunk = keys[start : start + step]
+                embeds = torch.stack([torch.cat([head, blocks[k]]) for k in chunk])  # (B, P, H)
+                out = lm(inputs_embeds=embeds, use_cache=True, **{_CACHE_ARGUMENT: DynamicCache()})
+                cache = getattr(out, _CACHE_ARGUMENT)
+                for row, key in enumerate(chunk):
+                    prefixes[key] = (cache, row)
+        return prefixes
+
+    def _batch_cache(
+        self, batch: list[_Prepared], mask: Tensor, prefixes: dict
+    ) -> DynamicCache | None:
+        """A cache holding each row's shared prefix, or None where it cannot be used: a row
+        without one, or left padding (which would shift the prefix's positions)."""
+        if not prefixes or not bool(mask.all()):
+            return None
+        entries = [prefixes.get(self._frames_key(p)) for p in batch]
+        if any(entry is None for entry in entries):
+            return None
+        cache = DynamicCache()
+        for layer_index in range(len(entries[0][0].layers)):
+            keys = torch.cat([c.layers[layer_index].keys[r : r + 1] for c, r in entries])
+            values = torch.cat([c.layers[layer_index].values[r : r + 1] for c, r in entries])
+            cache.update(keys, values, layer_index)  # (B, kv heads, P, head dim)
+        return cache
 
     def release(self) -> None:
         """Drop the model and free device memory. Further calls raise EngineReleasedError."""
@@ -527,10 +627,16 @@ class SemanticEngine:
         return visual.image_block(emb[:, 0], tok[:, 0])
 
     def _batch_inputs(
-        self, batch: list[_Prepared], min_new_tokens: int | None = None
+        self,
+        batch: list[_Prepared],
+        min_new_tokens: int | None = None,
+        shared_blocks: dict[tuple, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Left-padded inputs_embeds (B, L, H) and attention mask (B, L)."""
-        blocks = self._visual_blocks(batch)
+        if shared_blocks is not None:
+            blocks = [shared_blocks[self._frames_key(p)] for p in batch]
+        else:
+            blocks = self._visual_blocks(batch)
         sequences = []
         for p, block in zip(batch, blocks, strict=True):
             ids_before, ids_after = self._prompt_ids(p.kind, p.language, p.history)
@@ -560,6 +666,7 @@ class SemanticEngine:
         max_new_tokens: int,
         streamer=None,
         clock: _FirstLogitsClock | None = None,
+        cache: DynamicCache | None = None,
     ) -> Tensor:
         settings = self.generation
         config = GenerationConfig(
@@ -583,17 +690,21 @@ class SemanticEngine:
             generation_config=config,
             logits_processor=processors,
             streamer=streamer,
+            **({_CACHE_ARGUMENT: cache} if cache is not None else {}),
         )  # (B, new tokens): with inputs_embeds only, generate returns the new ids
 
-    def _run_batch(self, batch: list[_Prepared]) -> list[Description]:
-        with self._lock, torch.inference_mode():
-            start = time.perf_counter()
-            embeds, mask = self._batch_inputs(batch)
-            clock = _FirstLogitsClock()
-            out = self._generate(embeds, mask, batch[0].max_new_tokens, clock=clock)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-            latency = time.perf_counter() - start
+    def _run_batch(
+        self, batch: list[_Prepared], blocks: dict[tuple, Tensor], prefixes: dict
+    ) -> list[Description]:
+        """One generate over same-shape requests (call under the lock, in inference mode)."""
+        start = time.perf_counter()
+        embeds, mask = self._batch_inputs(batch, shared_blocks=blocks)
+        cache = self._batch_cache(batch, mask, prefixes)  # generate prefills only the rest
+        clock = _FirstLogitsClock()
+        out = self._generate(embeds, mask, batch[0].max_new_tokens, clock=clock, cache=cache)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        latency = time.perf_counter() - start
         ttft = (clock.time - start) if clock.time is not None else latency
         descriptions = []
         for p, row in zip(batch, out.tolist(), strict=True):
