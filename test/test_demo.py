@@ -61,6 +61,28 @@ def test_demo_with_random_weights_writes_every_output(tmp_path):
         count += 1
     assert count == frames
 
+    # The MCAP recording beside the video: every message deserialises with the definition
+    # registered in the bag, one of each per frame, on the frames' stamps.
+    rosbags = pytest.importorskip("rosbags")
+    from rosbags.highlevel import AnyReader
+
+    with AnyReader([tmp_path / "recording"]) as reader:
+        by_topic: dict[str, list] = {}
+        for connection, _, raw in reader.messages():
+            message = reader.deserialize(raw, connection.msgtype)
+            by_topic.setdefault(connection.topic, []).append(message)
+    assert rosbags and set(by_topic) == {
+        "/camera/image_raw/compressed",
+        "/tracked_objects",
+        "/overlay/compressed",
+    }
+    tracked_stamps = [
+        m.header.stamp.sec * 1_000_000_000 + m.header.stamp.nanosec
+        for m in by_topic["/tracked_objects"]
+    ]
+    assert tracked_stamps == stamps
+    assert len(by_topic["/camera/image_raw/compressed"]) == frames
+
 
 def test_demo_without_weights_says_what_to_fetch(tmp_path):
     missing = tmp_path / "sam2.1_hiera_large.pt"

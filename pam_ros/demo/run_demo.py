@@ -16,7 +16,8 @@ The source is stepped frame by frame (each frame is published when the previous 
 tracked), so the recording holds every frame however slow the machine; `--realtime HZ`
 publishes at a fixed rate instead and lets the node drop what it cannot keep up with.
 
-Output folder: `overlay.mp4` (masks, ids and labels as the node drew them), `tracked_objects.jsonl`
+Output folder: `overlay.mp4` (masks, ids and labels as the node drew them), `recording/` (an
+MCAP rosbag2 of the camera frames, tracked_objects and overlays), `tracked_objects.jsonl`
 (one line per frame), `descriptions.jsonl` (every Describe answer) and `summary.json`.
 
 Default models are the real ones (SAM 2.1 Hiera-L at 1024 px and PAM-1.5B). Where they cannot be
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import threading
 import time
@@ -326,6 +328,7 @@ def run(args: argparse.Namespace) -> dict:
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     writer = None
+    recording = _open_recording(output / "recording")
     frames_log = (output / "tracked_objects.jsonl").open("w")
     describe_log = (output / "descriptions.jsonl").open("w")
     summary: dict = {"random_weights": random_weights, "source": source.description}
@@ -382,6 +385,7 @@ def run(args: argparse.Namespace) -> dict:
             for obj in tracked.objects:
                 if obj.id not in object_ids:
                     object_ids.append(obj.id)
+            _record(recording, sent if args.realtime == 0 else None, tracked, overlay)
             record = frame_record(tracked)
             frames_log.write(json.dumps(record) + "\n")
             latencies.append(record["tracking_latency_s"])
@@ -437,6 +441,8 @@ def run(args: argparse.Namespace) -> dict:
         describe_log.close()
         if writer is not None:
             writer.release()
+        if recording is not None:
+            recording.close()  # a valid MCAP with what was recorded, also after an error
         executor.shutdown(timeout_sec=10)
         for node in (pam, camera, client):
             node.destroy_node()
@@ -446,6 +452,41 @@ def run(args: argparse.Namespace) -> dict:
         summary["warning"] = RANDOM_WARNING
     (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _open_recording(path: Path):
+    """The MCAP recording beside overlay.mp4 (None, with a line saying why, without rosbags)."""
+    try:
+        from pam_ros.bag.recorder import BagRecorder
+    except ImportError as exc:
+        print(f"no MCAP recording ({exc}); install rosbags for it", file=sys.stderr)
+        return None
+    if path.exists():
+        shutil.rmtree(path)
+    return BagRecorder(path)
+
+
+def _record(recording, camera_msg, tracked: TrackedObjectArray, overlay) -> None:
+    """Camera frame (JPEG), tracked_objects and overlay (JPEG), at the frame's stamp."""
+    if recording is None:
+        return
+    from pam_ros.bag.recorder import jpeg_msg
+
+    stamp_ns = stamp_to_ns(tracked.header.stamp)
+    compressed = "sensor_msgs/msg/CompressedImage"
+    if camera_msg is not None:
+        frame = image_msg_to_rgb(camera_msg)
+        recording.write(
+            "/camera/image_raw/compressed", jpeg_msg(frame, camera_msg.header), compressed, stamp_ns
+        )
+    recording.write("/tracked_objects", tracked, "pam_ros/msg/TrackedObjectArray", stamp_ns)
+    if overlay is not None:
+        recording.write(
+            "/overlay/compressed",
+            jpeg_msg(image_msg_to_rgb(overlay), overlay.header),
+            compressed,
+            stamp_ns,
+        )
 
 
 def add_prompts(client: DemoClient, prompts: list[Prompt]) -> list[str]:
