@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 
@@ -11,6 +12,7 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
 from pam_ros.msg import TrackedObject
+from pam_ros.node.health import ErrorWindow, RecentErrors
 from pam_ros.node.latest_frame import LatestFrameSlot
 from pam_ros.node.message_builders import (
     NodeHealth,
@@ -154,6 +156,10 @@ def test_markers_label_and_box_present_objects():
     assert corners[0] == corners[-1] == pytest.approx((0.04, 0.06))
     assert corners[2] == pytest.approx((0.20, 0.30))
     same_frame = marker_array(_header(), _frame_result(), {}, "", 0.01).markers
+    source = _header()
+    moved = marker_array(source, _frame_result(), {}, "map", 0.01).markers
+    assert all(m.header.frame_id == "map" for m in moved)
+    assert source.frame_id == "camera_optical"  # the image's header is left alone
     assert same_frame[1].header.frame_id == "camera_optical"
 
 
@@ -164,9 +170,31 @@ def test_diagnostics_report_health_levels():
     assert status.level == status.OK
     assert values["frame_rate_hz"] == "4.50" and values["frames_dropped"] == "40"
     assert values["semantic_queue_depth"] == "1" and values["gpu_memory_mb"] == "0.0"
-    bad = NodeHealth("active", 1, 0.1, 1, 0, 3, 0, 0, 0, 0, 0, 0.0, "unsupported encoding 'x'")
+    bad = NodeHealth(
+        "active",
+        1,
+        0.1,
+        1,
+        0,
+        3,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0.0,
+        "unsupported encoding 'x'",
+        recent_errors=3,
+        last_error_age_s=0.4,
+    )
     status = diagnostics_msg(stamp_from_ns(5), "pam_ros", bad).status[0]
     assert status.level == status.WARN and "unsupported" in status.message
+    # Errors no longer recent: OK again, the last error kept as a value with its age.
+    old = dataclasses.replace(bad, recent_errors=0, last_error_age_s=42.0)
+    status = diagnostics_msg(stamp_from_ns(5), "pam_ros", old).status[0]
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.level == status.OK and values["last_error_age_s"] == "42.0"
+    assert values["last_error"] == "unsupported encoding 'x'" and values["frames_rejected"] == "3"
     idle = NodeHealth("unconfigured", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.0)
     assert diagnostics_msg(stamp_from_ns(5), "pam_ros", idle).status[0].level == status.STALE
 
@@ -237,3 +265,15 @@ def test_slot_under_concurrency_loses_nothing_but_stale_frames():
     assert counters.received == 20000 and counters.taken == len(seen)
     assert counters.taken + counters.dropped == 20000
     assert seen == sorted(seen) and seen[-1] == 19999
+
+
+def test_error_window_counts_only_recent_errors():
+    window = ErrorWindow(window_s=10.0)
+    assert window.update(0.0, 0, "") == RecentErrors(0, "", None)
+    assert window.update(1.0, 1, "frame rejected: x") == RecentErrors(1, "frame rejected: x", 0.0)
+    assert window.update(5.0, 1, "frame rejected: x").count == 1
+    later = window.update(11.5, 1, "frame rejected: x")  # the error is 10.5 s old
+    assert later.count == 0 and later.last_error_age_s == pytest.approx(10.5)
+    again = window.update(12.0, 3, "tracking failed: y")
+    assert again == RecentErrors(2, "tracking failed: y", 0.0)
+    assert window.update(30.0, 3, "tracking failed: y").count == 0

@@ -613,3 +613,53 @@ def test_executable_autostarts_and_shuts_down_cleanly(checkpoints, tmp_path):
     output = (tmp_path / "pam_node.log").read_text()
     assert code == 0, output
     assert "active: listening on" in output and "Traceback" not in output
+
+
+def test_diagnostics_reflect_recent_errors_not_the_first_one(harness_factory, checkpoints, frames):
+    # diagnostics_period_s 0.2 → errors count as recent for 10 periods (2 s).
+    h = harness_factory(node_parameters(checkpoints, **{"semantics.enabled": False}))
+    h.wait_connected()
+    bad = h.image(frames[0], 1)
+    bad.encoding = "16UC1"
+    h.image_pub.publish(bad)
+
+    def latest_status():
+        return h.diagnostics[-1].status[0] if h.diagnostics else None
+
+    warned = wait_for(
+        lambda: (s := latest_status()) is not None and s.level == DiagnosticStatus.WARN and s,
+        what="a warning for the rejected frame",
+    )
+    assert "16UC1" in warned.message
+    stamp = 2
+
+    def recovered():
+        nonlocal stamp
+        h.track(frames[stamp % len(frames)], stamp)  # good frames keep arriving
+        stamp += 1
+        status = latest_status()
+        return status is not None and status.level == DiagnosticStatus.OK and status
+
+    status = wait_for(recovered, timeout=30.0, what="OK once the error is no longer recent")
+    values = {kv.key: kv.value for kv in status.values}
+    assert values["recent_errors"] == "0" and "16UC1" in values["last_error"], values
+    assert float(values["last_error_age_s"]) >= 1.0, values
+    assert values["frames_rejected"] == "1"  # the total is still reported
+
+
+def test_marker_frame_id_moves_the_markers_only(harness_factory, checkpoints, frames):
+    h = harness_factory(
+        node_parameters(checkpoints, marker_frame_id="map", **{"semantics.enabled": False})
+    )
+    h.wait_connected()
+    h.track(frames[0], 1)
+    assert h.call(h.add, _add_request(points=[(420, 260)])).success
+    for stamp in range(2, 6):
+        tracked = h.track(frames[stamp], stamp)
+        assert tracked.header.frame_id == "camera_optical"
+    wait_for(lambda: any(stamp_to_ns(o.header.stamp) >= 2 for o in h.overlays), what="overlays")
+    wait_for(lambda: len(h.markers) >= 5, what="markers")
+    assert h.overlays and all(o.header.frame_id == "camera_optical" for o in h.overlays)
+    assert all(t.header.frame_id == "camera_optical" for t in h.tracked)
+    assert all(m.header.frame_id == "map" for array in h.markers for m in array.markers)
+    assert any(m.type == Marker.LINE_STRIP for m in h.markers[-1].markers)

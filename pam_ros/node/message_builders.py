@@ -13,6 +13,7 @@ from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point
 from sensor_msgs.msg import RegionOfInterest
+from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from pam_ros.msg import ObjectSemantics, TrackedObject, TrackedObjectArray
@@ -124,9 +125,12 @@ def marker_array(
     Markers live in `frame_id` (the image frame when empty) on the image plane z = 0, with
     x = column * pixel_scale and y = row * pixel_scale.
     """
+    # A new header: rclpy messages hold references, and `header` is the source image's header,
+    # which the overlay and tracked_objects still carry (they must keep the image's frame).
+    marker_header = Header(stamp=header.stamp, frame_id=frame_id or header.frame_id)
     markers = MarkerArray()
     clear = Marker()
-    clear.header = header
+    clear.header = marker_header
     clear.action = Marker.DELETEALL
     markers.markers.append(clear)
     lifetime = Duration(sec=int(lifetime_s), nanosec=int((lifetime_s % 1) * 1e9))
@@ -136,9 +140,7 @@ def marker_array(
         red, green, blue = (c / 255.0 for c in color_for(oid))
         x0, y0, x1, y1 = (v * pixel_scale for v in obj.box)
         box = Marker()
-        box.header = header
-        if frame_id:
-            box.header.frame_id = frame_id
+        box.header = marker_header
         box.ns, box.id, box.type, box.action = "pam_boxes", index, Marker.LINE_STRIP, Marker.ADD
         box.pose.orientation.w = 1.0
         box.scale.x = 2.0 * pixel_scale  # line width
@@ -182,6 +184,8 @@ class NodeHealth:
     messages_lost: int = 0  # reported lost by DDS on the node's subscriptions (QoS events)
     incompatible_qos: int = 0  # QoS-incompatible peers seen by the node's subscriptions/publishers
     image_qos: str = ""  # the image subscription's reliability now (it follows the camera)
+    recent_errors: int = 0  # rejected frames + tracking + semantic errors in the recent window
+    last_error_age_s: float | None = None  # seconds since last_error was seen (None: never)
 
 
 def diagnostics_msg(stamp: Time, node_name: str, health: NodeHealth) -> DiagnosticArray:
@@ -190,7 +194,7 @@ def diagnostics_msg(stamp: Time, node_name: str, health: NodeHealth) -> Diagnost
     status.hardware_id = node_name
     if health.state != "active":
         status.level, status.message = DiagnosticStatus.STALE, f"node is {health.state}"
-    elif health.tracking_errors or health.semantic_errors or health.frames_rejected:
+    elif health.recent_errors:
         status.level, status.message = DiagnosticStatus.WARN, health.last_error or "errors seen"
     elif health.incompatible_qos or health.messages_lost:
         status.level = DiagnosticStatus.WARN
@@ -215,6 +219,11 @@ def diagnostics_msg(stamp: Time, node_name: str, health: NodeHealth) -> Diagnost
         "messages_lost": str(health.messages_lost),
         "incompatible_qos": str(health.incompatible_qos),
         "image_qos": health.image_qos,
+        "recent_errors": str(health.recent_errors),
+        "last_error": health.last_error,
+        "last_error_age_s": (
+            "" if health.last_error_age_s is None else f"{health.last_error_age_s:.1f}"
+        ),
     }
     status.values = [KeyValue(key=key, value=value) for key, value in values.items()]
     array = DiagnosticArray()

@@ -58,6 +58,7 @@ from visualization_msgs.msg import MarkerArray
 from pam_ros.msg import TrackedObjectArray
 from pam_ros.node import message_builders, outputs_3d
 from pam_ros.node.depth_intake import DepthCache
+from pam_ros.node.health import ERROR_WINDOW_PERIODS, ErrorWindow
 from pam_ros.node.image_conversion import (
     ImageConversionError,
     UnsupportedEncodingError,
@@ -219,6 +220,7 @@ class PamNode(LifecycleNode):
         self._overlay_timer = None
         self.overlay_render_s: deque[float] = deque(maxlen=1000)
         self._rate_window: tuple[float, int] = (time.monotonic(), 0)
+        self._error_window = ErrorWindow(ERROR_WINDOW_PERIODS * self.params.diagnostics_period_s)
         self._stop_worker = threading.Event()
         self._worker: threading.Thread | None = None
         self._inputs: list = []
@@ -802,6 +804,12 @@ class PamNode(LifecycleNode):
             import torch
 
             gpu_mb = torch.cuda.memory_allocated() / 2**20
+        semantic_errors = stats.engine_errors if stats else 0
+        last_error = counters.last_error or (stats.last_error if stats else "")
+        self._error_window.window_s = ERROR_WINDOW_PERIODS * self.params.diagnostics_period_s
+        recent = self._error_window.update(
+            now, counters.frames_rejected + counters.tracking_errors + semantic_errors, last_error
+        )
         return NodeHealth(
             state=self.lifecycle_state,
             frame_rate_hz=rate,
@@ -813,9 +821,11 @@ class PamNode(LifecycleNode):
             objects=len(tracker.object_ids) if tracker is not None else 0,
             semantic_queue_depth=scheduler.queue_depth() if scheduler is not None else 0,
             semantic_calls=stats.engine_calls if stats else 0,
-            semantic_errors=stats.engine_errors if stats else 0,
+            semantic_errors=semantic_errors,
             gpu_memory_mb=gpu_mb,
-            last_error=counters.last_error or (stats.last_error if stats else ""),
+            last_error=recent.last_error,
+            recent_errors=recent.count,
+            last_error_age_s=recent.last_error_age_s,
             **self._delivery_health(),
         )
 
