@@ -43,12 +43,10 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
@@ -75,6 +73,7 @@ from pam_ros.node.image_intake import (
     subscription_events,
 )
 from pam_ros.node.latest_frame import LatestFrameSlot
+from pam_ros.node.lifecycle import TransitionGuard
 from pam_ros.node.message_builders import NodeHealth, stamp_to_ns
 from pam_ros.node.overlay import OverlayObject, draw_overlay
 from pam_ros.node.parameters import (
@@ -84,6 +83,7 @@ from pam_ros.node.parameters import (
     declare_parameters,
     validate_parameter,
 )
+from pam_ros.node.runner import run_node
 from pam_ros.node.semantic_services import FindObjectsService
 from pam_ros.node.semantics_scheduler import (
     DescribeFailedError,
@@ -195,10 +195,13 @@ def scheduler_config(params: NodeParameters) -> SchedulerConfig:
 class PamNode(LifecycleNode):
     """See the module docstring."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, command_line: dict | None = None, **kwargs) -> None:
+        """`command_line`: the `-p` values as typed (`parameters.command_line_parameters`)."""
         super().__init__(NODE_NAME, **kwargs)
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))
-        self.params: NodeParameters = declare_parameters(self)
+        self.params: NodeParameters = declare_parameters(self, command_line)
+        self.lifecycle_guard = TransitionGuard(self)
+        self.shutting_down = threading.Event()
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.tracker = None  # pam_ros.tracking.StreamingTracker after configure
@@ -273,6 +276,8 @@ class PamNode(LifecycleNode):
         return self._state_machine.current_state[1]
 
     def _require_active(self) -> None:
+        if self.shutting_down.is_set():
+            raise NodeNotActiveError("pam_ros is shutting down")
         if self.lifecycle_state != "active":
             raise NodeNotActiveError(f"pam_ros is {self.lifecycle_state}, not active")
 
@@ -287,6 +292,7 @@ class PamNode(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         params = self.params
+        self.get_logger().info("configuring: loading the models")
         try:
             self.device = _resolve_device(params.device)
             self.tracker = self._build_tracker(params)
@@ -475,6 +481,16 @@ class PamNode(LifecycleNode):
 
             torch.cuda.empty_cache()
 
+    def begin_shutdown(self) -> None:
+        """Refuse new requests and transitions, stop taking frames (returns at once).
+
+        A frame being tracked finishes but is not published; `destroy_node` does the rest.
+        """
+        self.shutting_down.set()
+        self.lifecycle_guard.refusing_reason = "pam_ros is shutting down"
+        self._stop_worker.set()
+        self.slot.close()
+
     def destroy_node(self) -> None:
         self._teardown()
         super().destroy_node()
@@ -528,6 +544,9 @@ class PamNode(LifecycleNode):
             try:
                 self._process(pending)
             except Exception as exc:  # never let one bad frame or model error stop tracking
+                if self._stop_worker.is_set():  # stopping: outputs may already be gone
+                    self.get_logger().debug(f"frame abandoned while stopping: {exc!r}")
+                    break
                 with self._counters_lock:
                     self.counters.tracking_errors += 1
                     self.counters.last_error = f"tracking failed: {exc!r}"
@@ -571,6 +590,8 @@ class PamNode(LifecycleNode):
         if self.scheduler is not None:
             self.scheduler.observe(stamp_ns, observations)
         semantics = self.scheduler.all_semantics() if self.scheduler is not None else {}
+        if self._stop_worker.is_set():  # deactivating or shutting down: nothing goes out
+            return
         self._publish_outputs(pending, header, frame, result, names, semantics)
         finished = time.perf_counter()
         with self._counters_lock:
@@ -852,29 +873,8 @@ class PamNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = PamNode()
-    except ParameterValidationError as exc:
-        print(f"pam_ros: bad parameter: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    if node.params.autostart:
-        if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-            node.trigger_activate()
-        else:
-            node.get_logger().error("autostart: configure failed; the node waits unconfigured")
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    """`pam_node`: run the node until SIGINT/SIGTERM (see `pam_ros.node.runner`)."""
+    return run_node(PamNode, args)
 
 
 if __name__ == "__main__":

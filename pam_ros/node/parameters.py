@@ -363,11 +363,32 @@ class NodeParameters:
         return dataclasses.replace(self, **changes)
 
 
+def allowed_values(spec: ParameterSpec) -> str:
+    """What `spec` accepts, in words ("an integer from 1 to 256", "one of en, zh")."""
+    default = spec.default
+    if isinstance(default, bool):
+        return "true or false"
+    if spec.choices is not None:
+        return "one of " + ", ".join(repr(c) if not c else c for c in spec.choices)
+    if isinstance(default, list):
+        return "a list of strings"
+    if isinstance(default, str):
+        return "a string"
+    kind = "an integer" if isinstance(default, int) else "a number (integers accepted)"
+    if spec.minimum is not None and spec.maximum is not None:
+        return f"{kind} from {spec.minimum} to {spec.maximum}"
+    return kind
+
+
 def validate_parameter(name: str, value: Any) -> Any:
-    """Check one value against its spec; returns it normalised (int → float for float specs)."""
+    """Check one value against its spec; returns it normalised (int → float for float specs).
+
+    Every error names the parameter, the value and what is allowed.
+    """
     spec = SPECS_BY_NAME.get(name)
     if spec is None:
         raise ParameterValidationError(f"unknown parameter {name!r}")
+    allowed = f"(allowed: {allowed_values(spec)})"
     default = spec.default
     if isinstance(default, bool):
         if not isinstance(value, bool):
@@ -375,13 +396,13 @@ def validate_parameter(name: str, value: Any) -> Any:
         return value
     if isinstance(default, int):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ParameterValidationError(f"{name} must be an integer, got {value!r}")
+            raise ParameterValidationError(f"{name} must be an integer, got {value!r} {allowed}")
     elif isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ParameterValidationError(f"{name} must be a number, got {value!r}")
+            raise ParameterValidationError(f"{name} must be a number, got {value!r} {allowed}")
         value = float(value)
         if not math.isfinite(value):
-            raise ParameterValidationError(f"{name} must be finite, got {value!r}")
+            raise ParameterValidationError(f"{name} must be finite, got {value!r} {allowed}")
     elif isinstance(default, str):
         if not isinstance(value, str):
             raise ParameterValidationError(f"{name} must be a string, got {value!r}")
@@ -390,9 +411,13 @@ def validate_parameter(name: str, value: Any) -> Any:
             raise ParameterValidationError(f"{name} must be a list of strings, got {value!r}")
         value = list(value)
     if spec.minimum is not None and value < spec.minimum:
-        raise ParameterValidationError(f"{name}={value} is below its minimum {spec.minimum}")
+        raise ParameterValidationError(
+            f"{name}={value} is below its minimum {spec.minimum} {allowed}"
+        )
     if spec.maximum is not None and value > spec.maximum:
-        raise ParameterValidationError(f"{name}={value} is above its maximum {spec.maximum}")
+        raise ParameterValidationError(
+            f"{name}={value} is above its maximum {spec.maximum} {allowed}"
+        )
     if name == "language":
         value = value.strip().lower()  # language codes are case-insensitive: "EN" is "en"
     if spec.choices is not None and value not in spec.choices:
@@ -448,11 +473,83 @@ def parameter_descriptor(spec: ParameterSpec):
     return descriptor
 
 
-def declare_parameters(node) -> NodeParameters:
+def command_line_parameters(argv: list[str]) -> dict[str, Any]:
+    """`-p name:=value` / `--param name:=value` of the ROS arguments in `argv`, YAML-parsed.
+
+    rcl merges these with `--params-file` values, and where the types differ it keeps the
+    file's value without a word; reading them here lets the node check what the user typed.
+    """
+    import yaml
+
+    values: dict[str, Any] = {}
+    in_ros_args = False
+    tokens = iter(argv)
+    for token in tokens:
+        if token == "--ros-args":
+            in_ros_args = True
+        elif token == "--":
+            in_ros_args = False
+        elif in_ros_args and token in ("-p", "--param"):
+            assignment = next(tokens, "")
+            name, separator, raw = assignment.partition(":=")
+            if not separator or name not in SPECS_BY_NAME:
+                continue
+            try:
+                values[name] = yaml.safe_load(raw) if raw else ""
+            except yaml.YAMLError:
+                values[name] = raw
+            if values[name] is None:  # `-p name:=` or `~`
+                values[name] = raw
+    return values
+
+
+def _parameter_type(spec: ParameterSpec):
+    from rclpy.parameter import Parameter
+
+    default = spec.default
+    if isinstance(default, bool):
+        return Parameter.Type.BOOL
+    if isinstance(default, int):
+        return Parameter.Type.INTEGER
+    if isinstance(default, float):
+        return Parameter.Type.DOUBLE
+    if isinstance(default, list):
+        return Parameter.Type.STRING_ARRAY
+    return Parameter.Type.STRING
+
+
+def check_overrides(node, command_line: dict[str, Any] | None = None) -> None:
+    """Validate every start value (params files, `-p`, launch) before it is declared.
+
+    `command_line` (from `command_line_parameters`) wins over the merged overrides, as the
+    user asked. Each bad value is one line of the ParameterValidationError raised; good values
+    are written back normalised (2 → 2.0 for a double) so the typed declaration accepts them.
+    """
+    from rclpy.parameter import Parameter
+
+    overrides = getattr(node, "_parameter_overrides", None)
+    if overrides is None:  # an rclpy without it: the typed declaration still refuses
+        return
+    given = {name: p.value for name, p in overrides.items() if name in SPECS_BY_NAME}
+    given.update(command_line or {})
+    errors = []
+    for name, value in given.items():
+        try:
+            normalised = validate_parameter(name, value)
+        except ParameterValidationError as exc:
+            errors.append(str(exc))
+            continue
+        overrides[name] = Parameter(name, _parameter_type(SPECS_BY_NAME[name]), normalised)
+    if errors:
+        raise ParameterValidationError("\n".join(errors))
+
+
+def declare_parameters(node, command_line: dict[str, Any] | None = None) -> NodeParameters:
     """Declare every spec on `node` (overrides from YAML / the command line apply) and validate.
 
-    Raises ParameterValidationError naming the first bad value.
+    Raises ParameterValidationError with one line per bad value.
     """
+    check_overrides(node, command_line)
     values = {}
     for spec in PARAMETER_SPECS:
         parameter = node.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))

@@ -1,0 +1,260 @@
+"""`bin/pam_node` as a robot runs it: its own process, clients over DDS, stopped by signals.
+
+Bad start parameters, invalid lifecycle requests, signals while configuring and while frames
+are being tracked. Tiny random models; every wait polls with a deadline.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+import rclpy
+from conftest import davis_frames
+from geometry_msgs.msg import Point
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.srv import GetParameters
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from pam_ros.msg import TrackedObjectArray
+from pam_ros.node.image_conversion import rgb_to_image_msg
+from pam_ros.node.message_builders import stamp_from_ns
+from pam_ros.srv import AddObject
+
+ROOT = Path(__file__).resolve().parents[1]
+WAIT_S = 60.0
+STOP_S = 5.0  # launch's SIGINT → SIGTERM escalation
+_namespaces = (f"/pam_process_{os.getpid()}_{i}" for i in itertools.count())
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    from pam_ros.semantics.random_checkpoint import write_random_checkpoint as write_pam
+    from pam_ros.tracking import TrackerConfig
+    from pam_ros.tracking.random_weights import write_random_checkpoint as write_sam
+
+    folder = tmp_path_factory.mktemp("process_models")
+    sam = write_sam(TrackerConfig(model_size="tiny", image_size=256), folder / "sam_tiny.pt")
+    pam = write_pam(folder / "pam_tiny", size="tiny", seed=0)
+    return str(sam), str(pam)
+
+
+def wait_for(condition, timeout: float = WAIT_S, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class NodeProcess:
+    def __init__(self, log_path: Path, namespace: str, parameters: list[str], params_file=True):
+        command = [sys.executable, str(ROOT / "bin" / "pam_node"), "--ros-args"]
+        command += ["-r", f"__ns:={namespace}"]
+        if params_file:
+            command += ["--params-file", str(ROOT / "config" / "pam.yaml")]
+        for parameter in parameters:
+            command += ["-p", parameter]
+        self.log_path = log_path
+        self._log = log_path.open("w")
+        self.process = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, env=os.environ
+        )
+
+    def output(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text()
+
+    def stop(self, signum: int, timeout: float = STOP_S) -> tuple[int, float]:
+        """Signal the node; (exit code, seconds it took)."""
+        started = time.monotonic()
+        self.process.send_signal(signum)
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(
+                f"no exit within {timeout} s of {signum!r}:\n{self.output()}"
+            ) from None
+        finally:
+            self._log.close()
+        return code, time.monotonic() - started
+
+
+def model_parameters(checkpoints, *extra: str) -> list[str]:
+    sam, pam = checkpoints
+    return [
+        "device:=cpu",
+        "tracker.model_size:=tiny",
+        "tracker.image_size:=256",
+        f"tracker.checkpoint:={sam}",
+        "tracker.allow_download:=false",
+        f"semantics.model_path:={pam}",
+        "max_new_tokens:=8",
+        "video_caption_segment_frames:=0",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize(
+    "params_file, parameters, expected",
+    [
+        (
+            False,
+            ["max_objects:=0", "semantic_rate_hz:=0.0"],
+            ["max_objects=0", "semantic_rate_hz=0.0"],
+        ),
+        (True, ["max_objects:=ten", "overlay_alpha:=half"], ["'ten'", "'half'"]),
+        (True, ["max_objects:=5.0"], ["got 5.0"]),
+    ],
+)
+def test_bad_start_parameters_exit_2_with_one_line_each(
+    checkpoints, tmp_path, params_file, parameters, expected
+):
+    node = NodeProcess(
+        tmp_path / "node.log",
+        next(_namespaces),
+        model_parameters(checkpoints, *parameters),
+        params_file=params_file,
+    )
+    code = node.process.wait(timeout=WAIT_S)
+    output = node.output()
+    assert code == 2, output
+    assert "Traceback" not in output, output
+    lines = [line for line in output.splitlines() if line.startswith("pam_ros: bad parameter:")]
+    assert len(lines) == len(parameters), output
+    for line, value in zip(lines, expected, strict=True):
+        assert value in line and "allowed:" in line, line
+
+
+@pytest.fixture
+def client(request):
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("probe", namespace=request.node.namespace, context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    yield node, executor
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.shutdown(context=context)
+
+
+def _call(node, executor, client, request):
+    assert client.wait_for_service(timeout_sec=WAIT_S), f"{client.srv_name} not available"
+    future = client.call_async(request)
+    executor.spin_until_future_complete(future, timeout_sec=WAIT_S)
+    assert future.done(), f"no answer from {client.srv_name}"
+    return future.result()
+
+
+@pytest.fixture
+def namespace(request):
+    request.node.namespace = next(_namespaces)
+    return request.node.namespace
+
+
+def test_invalid_lifecycle_requests_are_refused_and_sigint_while_tracking_stops_cleanly(
+    checkpoints, tmp_path, namespace, client
+):
+    probe, executor = client
+    node = NodeProcess(
+        tmp_path / "node.log",
+        namespace,
+        model_parameters(checkpoints, "autostart:=false", "semantic_rate_hz:=2"),
+    )
+    try:
+        change = probe.create_client(ChangeState, "pam_ros/change_state")
+        get_state = probe.create_client(GetState, "pam_ros/get_state")
+
+        def transition(transition_id: int) -> bool:
+            request = ChangeState.Request(transition=Transition(id=transition_id))
+            return _call(probe, executor, change, request).success
+
+        def state() -> str:
+            return _call(probe, executor, get_state, GetState.Request()).current_state.label
+
+        assert not transition(Transition.TRANSITION_ACTIVATE)  # unconfigured, autostart:=false
+        assert not transition(99)  # no such transition
+        assert state() == "unconfigured"
+        assert transition(Transition.TRANSITION_CONFIGURE)
+        assert transition(Transition.TRANSITION_ACTIVATE)
+        for invalid in (
+            Transition.TRANSITION_ACTIVATE,
+            Transition.TRANSITION_CONFIGURE,
+            Transition.TRANSITION_CLEANUP,
+            99,
+        ):
+            assert not transition(invalid), invalid
+            assert node.process.poll() is None, node.output()
+        assert state() == "active"
+        # An integer for a double is taken as the double (the params file says 1.0).
+        get_parameters = probe.create_client(GetParameters, "pam_ros/get_parameters")
+        values = _call(
+            probe, executor, get_parameters, GetParameters.Request(names=["semantic_rate_hz"])
+        ).values
+        assert values[0].double_value == 2.0, values
+        # Frames in flight: a prompted object tracked on every frame, then SIGINT mid-stream.
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        tracked: list[TrackedObjectArray] = []
+        probe.create_subscription(TrackedObjectArray, "tracked_objects", tracked.append, reliable)
+        images = probe.create_publisher(Image, "image", 1)
+        frames = [cv2.imread(str(p))[:, :, ::-1].copy() for p in davis_frames("car-shadow")[:8]]
+        stamp = itertools.count(1)
+
+        def publish_and_spin():
+            msg = rgb_to_image_msg(frames[0], encoding="rgb8")
+            msg.header.stamp = stamp_from_ns(next(stamp))
+            images.publish(msg)
+            executor.spin_once(timeout_sec=0.1)
+            return tracked
+
+        wait_for(publish_and_spin, what="a tracked frame")
+        add = probe.create_client(AddObject, "add_object")
+        request = AddObject.Request(points=[Point(x=420.0, y=260.0)], labels=[1])
+        assert _call(probe, executor, add, request).success
+        count = len(tracked)
+        wait_for(lambda: publish_and_spin() and len(tracked) > count + 2, what="more frames")
+        for frame in frames:  # keep the tracker busy right up to the signal
+            msg = rgb_to_image_msg(frame, encoding="rgb8")
+            msg.header.stamp = stamp_from_ns(next(stamp))
+            images.publish(msg)
+    except BaseException:
+        node.process.kill()
+        raise
+    code, seconds = node.stop(signal.SIGINT)
+    output = node.output()
+    print(f"stopped in {seconds:.2f} s")
+    assert code == 0, output
+    assert "Traceback" not in output and "context is invalid" not in output, output
+    assert "[ERROR]" not in output, output
+    assert "lifecycle request refused" in output
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_configuring_ends_cleanly(checkpoints, tmp_path, namespace, signum):
+    node = NodeProcess(tmp_path / "node.log", namespace, model_parameters(checkpoints))
+    try:
+        wait_for(lambda: "configuring: loading" in node.output(), what="configure to begin")
+    except BaseException:
+        node.process.kill()
+        raise
+    code, seconds = node.stop(signum)
+    output = node.output()
+    print(f"{signum!r} while configuring: exit {code} in {seconds:.2f} s")
+    assert code == 0, output
+    assert "Traceback" not in output and "[ERROR]" not in output, output
