@@ -219,3 +219,16 @@ def test_depth_launch_arguments_remap_the_depth_topics_and_enable_3d():
     (node,) = node_specs({}, "/d.yaml")
     assert "depth/image" not in dict(node.remappings)
     assert "depth.enabled" not in node.parameters[1]
+
+
+def test_image_size_max_objects_and_rate_are_launch_arguments():
+    from pam_ros.node.launch_description import parameter_overrides, resolve_arguments
+
+    given = {"image_size": "512", "max_objects": "4", "semantic_rate_hz": "2"}
+    overrides = parameter_overrides(resolve_arguments(given))
+    assert overrides["tracker.image_size"] == 512 and overrides["max_objects"] == 4
+    assert overrides["semantic_rate_hz"] == 2.0 and isinstance(overrides["semantic_rate_hz"], float)
+    assert "max_objects" not in parameter_overrides(resolve_arguments({}))  # params_file decides
+    for bad, message in (("image_size", "multiple of 32"), ("max_objects", "not an integer")):
+        with pytest.raises(LaunchArgumentError, match=message):
+            parameter_overrides(resolve_arguments({bad: "500" if bad == "image_size" else "x"}))

@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pam_ros.node.dds_profile import profile_environment
-from pam_ros.node.parameters import DEVICES, DTYPES, MODEL_SIZES
+from pam_ros.node.parameters import (
+    DEVICES,
+    DTYPES,
+    MODEL_SIZES,
+    ParameterValidationError,
+    validate_parameter,
+)
 
 PACKAGE = "pam_ros"
 NODE_EXECUTABLE = "pam_node"
@@ -50,6 +56,13 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument("semantics_model", "", "PAM checkpoint folder (empty: from params_file)"),
     LaunchArgument("device", "", "torch device (empty: from params_file)", ("", *DEVICES)),
     LaunchArgument("dtype", "", "model dtype (empty: from params_file)", ("", *DTYPES)),
+    LaunchArgument(
+        "image_size", "", "tracker.image_size, SAM 2 input pixels (empty: from params_file)"
+    ),
+    LaunchArgument("max_objects", "", "most objects tracked at once (empty: from params_file)"),
+    LaunchArgument(
+        "semantic_rate_hz", "", "perceiver-LLM calls per second (empty: from params_file)"
+    ),
     LaunchArgument(
         "video_source",
         "",
@@ -136,6 +149,19 @@ def resolve_arguments(given: dict[str, str]) -> dict[str, str]:
     return values
 
 
+def _typed_value(argument: str, parameter: str, value: str, convert) -> object:
+    """A launch argument's text as the parameter's type, validated like the node does."""
+    try:
+        typed = convert(value)
+    except ValueError:
+        kind = "an integer" if convert is int else "a number"
+        raise LaunchArgumentError(f"{argument}:={value!r} is not {kind}") from None
+    try:
+        return validate_parameter(parameter, typed)
+    except ParameterValidationError as exc:
+        raise LaunchArgumentError(f"{argument}:={value!r}: {exc}") from None
+
+
 def parameter_overrides(values: dict[str, str]) -> dict[str, object]:
     """Node parameters set by launch arguments (applied after the params file)."""
     overrides: dict[str, object] = {"use_compressed": _is_true(values["use_compressed"])}
@@ -148,6 +174,13 @@ def parameter_overrides(values: dict[str, str]) -> dict[str, object]:
     ):
         if values[argument]:
             overrides[parameter] = values[argument]
+    for argument, parameter, convert in (
+        ("image_size", "tracker.image_size", int),
+        ("max_objects", "max_objects", int),
+        ("semantic_rate_hz", "semantic_rate_hz", float),
+    ):
+        if values[argument]:
+            overrides[parameter] = _typed_value(argument, parameter, values[argument], convert)
     if _is_true(values["use_sim_time"]):
         overrides["use_sim_time"] = True
     if _is_true(values["depth"]):
