@@ -10,8 +10,8 @@ wall-clock thread, so their work differs by design):
 - node: frames published over DDS one at a time, each after the previous TrackedObjectArray
   arrived (bench_node's harness) — frames/s over the stream;
 - annotate: the same frames in an MCAP bag (raw rgb8) → `annotate()` in this process — frames/s
-  of the whole run (bag reading, decoding, tracking, building and writing every output including
-  a JPEG overlay on every frame).
+  after the first frame, as for the node (bag reading, decoding, tracking, building and writing
+  every output including a JPEG overlay on every frame).
 Runs alternate (`--repeats`) so a loaded machine slows both alike. Prints numbers; asserts
 nothing. Target: annotate >= 1.0x the node.
 """
@@ -71,7 +71,7 @@ def annotate_fps(workdir: Path, models: ModelOptions, source: Path, point, index
     report = annotate(options)
     if report.error or report.prompts_rejected:
         raise SystemExit(f"annotate failed: {report.error or report.prompts_rejected}")
-    return report.frames / report.seconds
+    return report.steady_frames_per_second  # after the first frame, as the node's figure
 
 
 def main() -> None:
@@ -131,13 +131,17 @@ def main() -> None:
         for index in range(args.repeats):
             node.append(node_fps(parameters, frames, point, index))
             bag.append(annotate_fps(workdir, models, source, point, index))
-            print(f"run {index}: node {node[-1]:.2f} frames/s, annotate {bag[-1]:.2f} frames/s")
+            print(
+                f"run {index}: node {node[-1]:.2f} frames/s, annotate {bag[-1]:.2f} frames/s "
+                f"({bag[-1] / node[-1]:.2f}x)"
+            )
     finally:
         rclpy.try_shutdown()
     node_median, bag_median = float(np.median(node)), float(np.median(bag))
     print(
         f"median: node {node_median:.2f} frames/s, annotate {bag_median:.2f} frames/s, "
-        f"annotate / node = {bag_median / node_median:.2f}x (target >= 1.0x)"
+        f"annotate / node = {bag_median / node_median:.2f}x; median of the per-run ratios "
+        f"{float(np.median(np.array(bag) / np.array(node))):.2f}x (target >= 1.0x)"
     )
 
 

@@ -115,10 +115,17 @@ class AnnotateReport:
     interrupted: bool = False
     error: str = ""
     seconds: float = 0.0
+    first_frame_s: float = 0.0  # of `seconds`, until the first frame was written (warm-up)
 
     @property
     def frames_per_second(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def steady_frames_per_second(self) -> float:
+        """Frames after the first per second (the first carries the models' warm-up)."""
+        steady = self.seconds - self.first_frame_s
+        return (self.frames - 1) / steady if self.frames > 1 and steady > 0 else 0.0
 
 
 def _log(message: str) -> None:
@@ -593,6 +600,8 @@ def _run(reader, color, prompts, pipeline, typestore, has_vision, options, repor
             summary.write(json.dumps(_summary_record(frame_index, output, bag_time_ns)) + "\n")
             summary.flush()
             report.frames += 1
+            if report.frames == 1:
+                report.first_frame_s = time.perf_counter() - started
             progress.update(1)
     except KeyboardInterrupt:
         report.interrupted = True
@@ -619,6 +628,7 @@ def _run(reader, color, prompts, pipeline, typestore, has_vision, options, repor
                     "error": report.error,
                     "seconds": round(report.seconds, 3),
                     "frames_per_second": round(report.frames_per_second, 3),
+                    "steady_frames_per_second": round(report.steady_frames_per_second, 3),
                 }
             )
             + "\n"
