@@ -24,7 +24,9 @@ Topics (node-relative, remap as usual):
        click (geometry_msgs/PointStamped, x/y in image pixels): add an object at the point
        boxes (sensor_msgs/RegionOfInterest, pixels): add an object per box from an upstream
              detector; a box overlapping a tracked object's box (IoU > 0.5) is ignored
+       detections_in (vision_msgs/Detection2DArray): the same, each box named by its class
   out: tracked_objects (pam_ros/TrackedObjectArray, on the source image header)
+       detections (vision_msgs/Detection2DArray, on the source header; pam_ros.node.detections)
        overlay (sensor_msgs/Image, on the source header, at overlay_rate_hz)
        markers (visualization_msgs/MarkerArray), /diagnostics (diagnostic_msgs/DiagnosticArray)
 Services: add_object (pam_ros/AddObject), remove_object (pam_ros/RemoveObject),
@@ -54,7 +56,7 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
 from pam_ros.msg import TrackedObjectArray
-from pam_ros.node import message_builders, outputs_3d
+from pam_ros.node import detections, message_builders, outputs_3d
 from pam_ros.node.depth_intake import DepthCache
 from pam_ros.node.health import ERROR_WINDOW_PERIODS, ErrorWindow
 from pam_ros.node.image_conversion import (
@@ -228,6 +230,7 @@ class PamNode(LifecycleNode):
         self._worker: threading.Thread | None = None
         self._inputs: list = []
         self._image_intake: QosMatchedSubscription | None = None
+        self._detections: detections.DetectionsIO | None = None  # vision_msgs topics
         self.delivery = DeliveryCounters()  # QoS events of all subscriptions and publishers
         self._outputs: dict[str, object] = {}
         self.depth_cache = DepthCache()  # depth pairs by stamp (depth.enabled)
@@ -323,6 +326,7 @@ class PamNode(LifecycleNode):
                 event_callbacks=publisher_events(self, "markers", self.delivery),
             ),
         }  # fmt: skip
+        self._detections = detections.DetectionsIO.create(self, self.delivery)
         semantics = self.engine.model_name if self.engine is not None else "disabled"
         self.get_logger().info(
             f"configured: SAM 2.1-{params.tracker_model_size} @ {params.tracker_image_size} px "
@@ -400,6 +404,8 @@ class PamNode(LifecycleNode):
                 event_callbacks=subscription_events(self, "boxes", self.delivery),
             ),
         ]
+        if self._detections is not None:
+            self._detections.subscribe(self._on_detection_prompts, self._prompt_group)
         self._depth_intake, self.outputs_3d = outputs_3d.start_3d(
             self, params, fixed_qos(intake), self.depth_cache, self._image_group
         )
@@ -451,6 +457,8 @@ class PamNode(LifecycleNode):
         if self._worker is not None:
             self._worker.join(timeout=60.0)
             self._worker = None
+        if self._detections is not None:
+            self._detections.unsubscribe()
         self.slot.clear()
         if self.scheduler is not None:
             self.scheduler.stop()
@@ -459,6 +467,9 @@ class PamNode(LifecycleNode):
         self._stop_workers()
         for publisher in self._outputs.values():
             self.destroy_lifecycle_publisher(publisher)
+        if self._detections is not None:
+            self._detections.destroy()
+            self._detections = None
         self._outputs = {}
         self._release_models()
 
@@ -619,6 +630,8 @@ class PamNode(LifecycleNode):
         )
         outputs_3d.publish_3d(self, self.outputs_3d, header, result, tracked, semantics)
         self._outputs["tracked_objects"].publish(tracked)
+        if (vision := self._detections) is not None:
+            vision.publish(header, result, names, semantics)
         self._outputs["markers"].publish(
             message_builders.marker_array(
                 header, result, semantics, params.marker_frame_id, params.marker_pixel_scale
@@ -731,6 +744,18 @@ class PamNode(LifecycleNode):
     @_never_raises
     def _on_box(self, msg: RegionOfInterest) -> None:
         box = (msg.x_offset, msg.y_offset, msg.x_offset + msg.width, msg.y_offset + msg.height)
+        self._prompt_box(box, "")
+
+    @_never_raises
+    def _on_detection_prompts(self, prompts: list[detections.DetectionPrompt]) -> None:
+        taken: list[tuple[int, int, int, int]] = []  # boxes of this message already prompted
+        for prompt in prompts:  # `detections_in`: one object per new box, named by its class
+            if any(_box_iou(prompt.box, other) > BOX_DUPLICATE_IOU for other in taken):
+                continue
+            taken.append(prompt.box)
+            self._prompt_box(prompt.box, prompt.name)
+
+    def _prompt_box(self, box: tuple[int, int, int, int], name: str) -> None:
         with self._tracker_lock:
             last = self.tracker.last_result if self.tracker is not None else None
             tracked_boxes = (
@@ -741,11 +766,11 @@ class PamNode(LifecycleNode):
         if any(_box_iou(box, tracked) > BOX_DUPLICATE_IOU for tracked in tracked_boxes):
             return
         try:
-            new_id = self.add_object(None, None, box, None, "")
+            new_id = self.add_object(None, None, box, None, name)
         except (ValueError, NodeNotActiveError) as exc:
             self.get_logger().warning(f"box {box} ignored: {exc}", throttle_duration_sec=5.0)
             return
-        self.get_logger().info(f"box {box} → {new_id!r}")
+        self.get_logger().info(f"box {box} {name!r} → {new_id!r}".replace(" '' ", " "))
 
     @_never_raises
     def _on_remove_object(self, request: RemoveObject.Request, response: RemoveObject.Response):
