@@ -348,6 +348,7 @@ class PamNode(LifecycleNode):
             compile=params.compile,
             random_weights=params.tracker_random_weights,
             allow_download=params.tracker_allow_download,
+            resize=params.tracker_resize,
         )
         if params.tracker_random_weights:
             self.get_logger().warning("tracker.random_weights: SAM 2 has RANDOM weights")

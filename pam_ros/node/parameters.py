@@ -101,6 +101,14 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         read_only=True,
     ),
     ParameterSpec(
+        "tracker.resize",
+        "pil",
+        "frame resampling to the model input: pil = sam2's loader exactly (PIL uint8 bicubic, "
+        "on the device), float = torch float bicubic",
+        choices=("pil", "float"),
+        read_only=True,
+    ),
+    ParameterSpec(
         "tracker.random_weights",
         False,
         "TESTING ONLY: random SAM 2 weights, masks are meaningless",
@@ -317,6 +325,7 @@ class NodeParameters:
     tracker_max_obj_ptrs: int = 16
     tracker_allow_download: bool = True
     tracker_random_weights: bool = False
+    tracker_resize: str = "pil"
     semantics_enabled: bool = True
     semantics_model_path: str = "Perceive-Anything/PAM-1.5B"
     device: str = "auto"

@@ -55,6 +55,9 @@ class TrackerConfig:
     seed: seed of the random weights.
     checkpoint_dir: where checkpoints are looked for / downloaded to when `checkpoint` is None.
     allow_download: fetch a missing official checkpoint from CHECKPOINT_BASE_URL.
+    resize: how frames that are not image_size x image_size are resized on the device:
+        "pil" (default) equals sam2's offline loader (PIL uint8 bicubic) bit for bit;
+        "float" is torch's antialiased float bicubic (no uint8 rounding between passes).
     """
 
     model_size: str = "large"
@@ -70,6 +73,7 @@ class TrackerConfig:
     seed: int = 0
     checkpoint_dir: str | Path = field(default_factory=default_checkpoint_dir)
     allow_download: bool = True
+    resize: str = "pil"
 
     def __post_init__(self) -> None:
         if self.model_size not in MODEL_SIZES:
@@ -92,6 +96,8 @@ class TrackerConfig:
             raise TrackerConfigError(f"max_obj_ptrs must be >= 1, got {self.max_obj_ptrs}")
         if self.feature_history < 1:
             raise TrackerConfigError(f"feature_history must be >= 1, got {self.feature_history}")
+        if self.resize not in ("pil", "float"):
+            raise TrackerConfigError(f"resize must be 'pil' or 'float', got {self.resize!r}")
         try:
             torch.device(self.device)
         except RuntimeError as err:

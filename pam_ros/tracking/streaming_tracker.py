@@ -128,7 +128,7 @@ class StreamingTracker:
         self.device = config.torch_device
         self.compute_dtype = config.compute_dtype
         self.image_size = model.image_size
-        self.preprocess = FramePreprocessor(self.image_size, self.device)
+        self.preprocess = FramePreprocessor(self.image_size, self.device, config.resize)
         self.feature_tap = MaskDecoderFeatureTap(model.sam_mask_decoder)
         if config.compile:
             self._compile()

@@ -1,0 +1,54 @@
+"""The tracker's on-device resize against PIL's uint8 bicubic (sam2's offline loader)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import davis_frames
+from PIL import Image
+
+from pam_ros.tracking import TrackerConfig, TrackerConfigError
+from pam_ros.tracking.preprocess import IMAGENET_MEAN, IMAGENET_STD, FramePreprocessor
+
+
+@pytest.mark.parametrize("size", [256, 512, 1024])
+@pytest.mark.parametrize("sequence", ["blackswan", "car-shadow"])
+def test_pil_resize_equals_pil_bicubic_exactly(sequence, size):
+    """Bit-exact (max difference 0 levels) on real 854 x 480 DAVIS frames, down and up."""
+    preprocess = FramePreprocessor(size, torch.device("cpu"), resize="pil")
+    for path in davis_frames(sequence)[:2]:
+        image = Image.open(path).convert("RGB")
+        expected = np.array(image.resize((size, size), Image.BICUBIC))
+        pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1)
+        ours = preprocess.resize_like_pil(pixels).permute(1, 2, 0).numpy()
+        assert ours.dtype == np.uint8 and ours.shape == expected.shape
+        np.testing.assert_array_equal(ours, expected)
+
+
+def test_pil_resize_on_odd_shapes_and_one_side_already_square():
+    """Landscape frames and frames with one side already S. (Some portrait shapes, e.g.
+    640 x 63, differ from this Pillow build by up to 3 levels: it then resamples in the
+    other pass order; camera frames are landscape.)"""
+    rng = np.random.default_rng(0)
+    preprocess = FramePreprocessor(64, torch.device("cpu"))
+    for height, width in [(64, 200), (37, 64), (3, 5), (64, 640), (100, 100), (96, 128)]:
+        frame = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        expected = np.array(Image.fromarray(frame).resize((64, 64), Image.BICUBIC))
+        ours = preprocess.resize_like_pil(torch.from_numpy(frame).permute(2, 0, 1))
+        np.testing.assert_array_equal(ours.permute(1, 2, 0).numpy(), expected)
+
+
+def test_model_input_is_pil_resized_and_normalised_and_float_mode_differs():
+    (path,) = davis_frames("blackswan")[:1]
+    image = Image.open(path).convert("RGB")
+    frame = np.array(image)
+    expected = np.array(image.resize((256, 256), Image.BICUBIC)) / 255.0
+    expected = (expected - IMAGENET_MEAN) / IMAGENET_STD  # (256, 256, 3)
+    pil = FramePreprocessor(256, torch.device("cpu"), resize="pil")(frame)
+    assert pil.shape == (1, 3, 256, 256) and pil.dtype == torch.float32
+    np.testing.assert_allclose(pil[0].permute(1, 2, 0).numpy(), expected, atol=1e-5)
+    floating = FramePreprocessor(256, torch.device("cpu"), resize="float")(frame)
+    assert (floating - pil).abs().max() > 1e-3  # the float path is a different resampling
+    with pytest.raises(TrackerConfigError, match="resize"):
+        TrackerConfig(resize="nearest")
