@@ -55,6 +55,7 @@ from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
+from pam_ros.memory import give_back_memory
 from pam_ros.msg import TrackedObjectArray
 from pam_ros.node import detections, message_builders, outputs_3d
 from pam_ros.node.depth_intake import DepthCache
@@ -485,7 +486,8 @@ class PamNode(LifecycleNode):
             self.tracker, self.engine, self.scheduler = None, None, None
             self._names.clear()
             self._frame_size = None
-        self._free_cached_device_memory()
+        self._overlay_input = None  # the last frame, result and semantics
+        give_back_memory(self.device)  # gc, CUDA cache, glibc heap (pam_ros/memory.py)
 
     def _free_cached_device_memory(self) -> None:
         if self.device.startswith("cuda"):
