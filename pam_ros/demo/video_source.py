@@ -16,11 +16,13 @@ zero K), unpaired (depth stamped 1 s after the colour).
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import numpy as np
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
@@ -193,12 +195,14 @@ class VideoSourceNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
+    # launch starts its processes with SIGINT ignored and forwards SIGINT: take it as a stop.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     rclpy.init(args=args if args is not None else sys.argv)
     node = VideoSourceNode()
     try:
         while rclpy.ok() and not node.finished:
             rclpy.spin_once(node, timeout_sec=0.1)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         node.destroy_node()

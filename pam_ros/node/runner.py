@@ -46,9 +46,10 @@ class StopRequest:
         self.reason = ""
 
     def install(self) -> None:
+        # Also where the parent left them ignored: launch starts its processes with SIGINT
+        # ignored and then forwards SIGINT to each of them.
         for signum in (signal.SIGINT, signal.SIGTERM):
-            if signal.getsignal(signum) is not signal.SIG_IGN:  # ignored by the parent: keep
-                signal.signal(signum, self._on_signal)
+            signal.signal(signum, self._on_signal)
 
     def _on_signal(self, signum, frame) -> None:
         if self.event.is_set():
