@@ -1,0 +1,93 @@
+"""Configure/cleanup cycles of the real PamNode give the models' memory back (RSS)."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+import rclpy
+from conftest import davis_frames
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
+
+from pam_ros.memory import rss_bytes
+from pam_ros.node.image_conversion import rgb_to_image_msg
+from pam_ros.node.message_builders import stamp_from_ns
+from pam_ros.node.pam_node import PamNode
+
+CYCLES = 4
+FRAMES_PER_CYCLE = 3
+MB = 2**20
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    from pam_ros.semantics.random_checkpoint import write_random_checkpoint as write_pam
+    from pam_ros.tracking import TrackerConfig
+    from pam_ros.tracking.random_weights import write_random_checkpoint as write_sam
+
+    folder = tmp_path_factory.mktemp("memory_models")
+    sam = write_sam(TrackerConfig(model_size="tiny", image_size=256), folder / "sam_tiny.pt")
+    pam = write_pam(folder / "pam_tiny", size="tiny", seed=0)
+    return str(sam), str(pam)
+
+
+def _wait(condition, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_configure_cleanup_cycles_give_memory_back(checkpoints):
+    sam, pam = checkpoints
+    frames = [
+        np.ascontiguousarray(cv2.imread(str(p))[:, :, ::-1])
+        for p in davis_frames("car-shadow")[:FRAMES_PER_CYCLE]
+    ]
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    params = {
+        "tracker.model_size": "tiny",
+        "tracker.image_size": 256,
+        "tracker.checkpoint": sam,
+        "semantics.model_path": pam,
+    }
+    node = PamNode(
+        namespace="/pam_memory_test",
+        context=context,
+        parameter_overrides=[Parameter(k, value=v) for k, v in params.items()],
+    )
+    try:
+        start = rss_bytes()
+        active, cleaned = [], []
+        for _ in range(CYCLES):
+            assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+            assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+            for k, frame in enumerate(frames):
+                msg = rgb_to_image_msg(frame)
+                msg.header.stamp = stamp_from_ns(10**9 + k)
+                tracked = node.counters.frames_tracked
+                node._on_image(msg)
+                _wait(lambda t=tracked: node.counters.frames_tracked > t)
+                if k == 0:
+                    node.add_object([(400.0, 300.0)], [1], None, None, "")
+            assert node.scheduler.describe_now("1", "category", 0.0).text
+            active.append(rss_bytes())
+            node.trigger_deactivate()
+            node.trigger_cleanup()
+            cleaned.append(rss_bytes())
+        print(
+            f"RSS MB: start {start / MB:.0f}, active {[round(a / MB) for a in active]}, "
+            f"after cleanup {[round(c / MB) for c in cleaned]}"
+        )
+        # cleanup gives back most of what configure and tracking took ...
+        assert cleaned[0] < active[0] - 0.5 * (active[0] - start), (start, active, cleaned)
+        # ... and the process stays flat from the second cycle on (within 5 %)
+        for value in cleaned[1:]:
+            assert value <= 1.05 * cleaned[0], (cleaned, active)
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
