@@ -402,3 +402,18 @@ def test_kinds_of_one_object_share_the_visual_block_and_prefix(engine: SemanticE
     for s, r in zip(shared, recomputed, strict=True):
         _assert_informative(r.token_ids)
         assert s.token_ids == r.token_ids and s.text == r.text
+
+
+def test_stream_cancel_stops_generation_and_frees_the_engine(engine: SemanticEngine) -> None:
+    import threading
+
+    cancel = threading.Event()
+    request = _request("detailed_caption", seed=40, max_new_tokens=2000)
+    pieces = []
+    for piece in engine.stream(request, cancel=cancel):
+        pieces.append(piece)
+        if len(pieces) == 3:
+            cancel.set()
+    assert 3 <= len(pieces) < 50  # stopped within a few tokens of the cancel, not at 2000
+    [desc] = engine.describe([_request("category", seed=41)])  # the engine is free
+    _assert_informative(desc.token_ids)

@@ -87,7 +87,7 @@ from pam_ros.node.parameters import (
     validate_parameter,
 )
 from pam_ros.node.runner import run_node
-from pam_ros.node.semantic_services import FindObjectsService
+from pam_ros.node.semantic_services import DescribeObjectAction, FindObjectsService
 from pam_ros.node.semantics_scheduler import (
     DescribeFailedError,
     ObjectObservation,
@@ -262,6 +262,9 @@ class PamNode(LifecycleNode):
             Describe, "describe", self._on_describe, callback_group=MutuallyExclusiveCallbackGroup()
         )
         self._find_objects = FindObjectsService(
+            self, lambda: self.scheduler, self._not_active_reason
+        )
+        self._describe_action = DescribeObjectAction(
             self, lambda: self.scheduler, self._not_active_reason
         )
         # /diagnostics reports in every state, so a node that failed to configure says why.

@@ -159,6 +159,19 @@ class DescribeAnswer:
     text: str
     from_cache: bool
     latency: float  # seconds spent answering
+    cancelled: bool = False  # describe_streaming stopped by its cancel event (text: so far)
+
+
+@dataclass(frozen=True)
+class _StreamedDescription:  # the Description fields _apply reads, for a streamed answer
+    kind: str
+    text: str
+    label: str | None
+    definition: str | None
+    function: str | None
+    latency_s: float
+    model_name: str
+    random_weights: bool
 
 
 @dataclass
@@ -603,10 +616,83 @@ class SemanticsScheduler:
 
     # ---- the Describe service -------------------------------------------------------------
 
-    def describe_now(
-        self, object_id: str, kind: str, max_age_s: float = 0.0, language: str | None = None
+    def describe_streaming(
+        self,
+        object_id: str,
+        kind: str,
+        max_age_s: float = 0.0,
+        language: str | None = None,
+        on_piece: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> DescribeAnswer:
-        """Answer from the cache when `kind` is at most `max_age_s` old, else run the engine."""
+        """describe_now, streamed: `on_piece` gets the text piece by piece as it is decoded;
+        setting `cancel` stops generation at the next token and frees the engine (the answer
+        then has cancelled=True and the text so far, and the cache is left as it was)."""
+        started = time.monotonic()
+        cached, job = self.describe_now(object_id, kind, max_age_s, language, stream=True)
+        if cached is not None:
+            return cached
+        request = _make_request(
+            kind, job.features, job.language, job.history, self._config.max_new_tokens
+        )
+        pieces: list[str] = []
+        try:
+            with self._engine_lock:
+                for piece in self.engine.stream(request, cancel=cancel):
+                    pieces.append(piece)
+                    if on_piece is not None:
+                        on_piece(piece)
+        except Exception as exc:
+            with self._lock:
+                self._stats.engine_calls += 1
+                self._stats.engine_errors += 1
+                self._stats.last_error = repr(exc)
+            raise DescribeFailedError(f"describing {object_id!r} ({kind}) failed: {exc}") from exc
+        text = "".join(pieces)
+        cancelled = cancel is not None and cancel.is_set()
+        with self._lock:
+            self._stats.engine_calls += 1
+            state = self._objects.get(object_id)
+            if cancelled or state is None or state.token != job.token:
+                record = state.record.copy() if state is not None else ObjectSemanticsRecord()
+            else:
+                self._apply(state, [self._streamed(kind, text, started)], job, job.language)
+                record = state.record.copy()
+        return DescribeAnswer(record, text, False, time.monotonic() - started, cancelled)
+
+    def _streamed(self, kind: str, text: str, started: float) -> _StreamedDescription:
+        from pam_ros.semantics.parsing import parse_explain, parse_label
+
+        label = definition = function = None
+        if kind == "category":
+            label = parse_label(text)
+        elif kind == "explain":
+            parsed = parse_explain(text)
+            label, definition, function = parsed.label, parsed.definition, parsed.function
+        engine = self.engine
+        return _StreamedDescription(
+            kind,
+            text,
+            label,
+            definition,
+            function,
+            time.monotonic() - started,
+            engine.model_name,
+            bool(engine.random_weights),
+        )
+
+    def describe_now(
+        self,
+        object_id: str,
+        kind: str,
+        max_age_s: float = 0.0,
+        language: str | None = None,
+        stream: bool | None = None,
+    ) -> DescribeAnswer:
+        """Answer from the cache when `kind` is at most `max_age_s` old, else run the engine.
+
+        stream=True (for describe_streaming): return (cached answer or None, the job) instead.
+        """
         started = time.monotonic()
         if kind not in ALL_KINDS:
             raise UnknownKindError(f"unknown kind {kind!r}; use one of {', '.join(ALL_KINDS)}")
@@ -627,9 +713,10 @@ class SemanticsScheduler:
                 and record.language == language
                 and self._clock() - updated <= max_age_s
             ):
-                return DescribeAnswer(
+                cached = DescribeAnswer(
                     record.copy(), record.texts[kind], True, time.monotonic() - started
                 )
+                return cached if stream is None else (cached, None)
             if kind == "video_caption":
                 recent = list(state.recent)
                 picks = np.linspace(0, len(recent) - 1, VIDEO_FEATURE_FRAMES).round().astype(int)
@@ -638,6 +725,8 @@ class SemanticsScheduler:
             else:
                 features, history = (state.latest,), None
             job = _Job(object_id, state.token, (kind,), features, history, None, language)
+            if stream is not None:
+                return None, job
             item = _OnDemand(job)
             use_worker = self.running
             if use_worker:

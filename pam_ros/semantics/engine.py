@@ -33,6 +33,8 @@ from transformers import (
     LogitsProcessor,
     LogitsProcessorList,
     Qwen2ForCausalLM,
+    StoppingCriteria,
+    StoppingCriteriaList,
     TextIteratorStreamer,
 )
 
@@ -184,6 +186,18 @@ class GeneratedTokensRepetitionPenalty(LogitsProcessor):
         return scores.scatter(1, input_ids, seen)
 
 
+class _Cancelled(StoppingCriteria):
+    """Stops every row once `event` is set (checked after each generated token)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: Tensor, scores: Tensor, **kwargs) -> Tensor:
+        return torch.full(
+            (input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device
+        )
+
+
 def strip_stream(pieces: Iterable[str]) -> Iterator[str]:
     """Pieces of a streamed text whose concatenation is the text `.strip()`ped.
 
@@ -319,12 +333,16 @@ class SemanticEngine:
                     results[p.index] = desc
         return [r for r in results if r is not None]
 
-    def stream(self, request: DescribeRequest) -> Iterator[str]:
+    def stream(
+        self, request: DescribeRequest, cancel: threading.Event | None = None
+    ) -> Iterator[str]:
         """Successive pieces of one answer as they are decoded.
 
         `"".join(pieces)` equals `describe([request])[0].text` (stripped, as `text` is).
 
         The request is checked now (errors raise here); generation runs in a worker thread.
+        Setting `cancel` stops generation after the current token (the pieces then end early)
+        and frees the engine at once.
         """
         self._check_alive()
         prepared = self._prepare(0, request)
@@ -335,7 +353,9 @@ class SemanticEngine:
             try:
                 with self._lock, torch.inference_mode():
                     embeds, mask = self._batch_inputs([prepared])
-                    self._generate(embeds, mask, prepared.max_new_tokens, streamer=streamer)
+                    self._generate(
+                        embeds, mask, prepared.max_new_tokens, streamer=streamer, cancel=cancel
+                    )
             except BaseException as exc:  # surfaced in the consumer's thread
                 failure.append(exc)
                 streamer.end()
@@ -667,6 +687,7 @@ class SemanticEngine:
         streamer=None,
         clock: _FirstLogitsClock | None = None,
         cache: DynamicCache | None = None,
+        cancel: threading.Event | None = None,
     ) -> Tensor:
         settings = self.generation
         config = GenerationConfig(
@@ -690,6 +711,7 @@ class SemanticEngine:
             generation_config=config,
             logits_processor=processors,
             streamer=streamer,
+            stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)] if cancel else []),
             **({_CACHE_ARGUMENT: cache} if cache is not None else {}),
         )  # (B, new tokens): with inputs_embeds only, generate returns the new ids
 
