@@ -195,6 +195,15 @@ def test_diagnostics_report_health_levels():
     values = {kv.key: kv.value for kv in status.values}
     assert status.level == status.OK and values["last_error_age_s"] == "42.0"
     assert values["last_error"] == "unsupported encoding 'x'" and values["frames_rejected"] == "3"
+    # QoS events (lost messages, incompatible peers) warn while recent, not for ever
+    lossy = dataclasses.replace(health, messages_lost=7, incompatible_qos=1, recent_qos_events=2)
+    status = diagnostics_msg(stamp_from_ns(5), "pam_ros", lossy).status[0]
+    assert status.level == status.WARN and "7 message(s) lost" in status.message
+    status = diagnostics_msg(
+        stamp_from_ns(5), "pam_ros", dataclasses.replace(lossy, recent_qos_events=0)
+    ).status[0]
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.level == status.OK and values["messages_lost"] == "7"
     idle = NodeHealth("unconfigured", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.0)
     assert diagnostics_msg(stamp_from_ns(5), "pam_ros", idle).status[0].level == status.STALE
 

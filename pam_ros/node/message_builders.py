@@ -183,6 +183,7 @@ class NodeHealth:
     last_error: str = ""
     messages_lost: int = 0  # reported lost by DDS on the node's subscriptions (QoS events)
     incompatible_qos: int = 0  # QoS-incompatible peers seen by the node's subscriptions/publishers
+    recent_qos_events: int = 0  # of those, seen within the recent window (what warns)
     image_qos: str = ""  # the image subscription's reliability now (it follows the camera)
     recent_errors: int = 0  # rejected frames + tracking + semantic errors in the recent window
     last_error_age_s: float | None = None  # seconds since last_error was seen (None: never)
@@ -196,7 +197,7 @@ def diagnostics_msg(stamp: Time, node_name: str, health: NodeHealth) -> Diagnost
         status.level, status.message = DiagnosticStatus.STALE, f"node is {health.state}"
     elif health.recent_errors:
         status.level, status.message = DiagnosticStatus.WARN, health.last_error or "errors seen"
-    elif health.incompatible_qos or health.messages_lost:
+    elif health.recent_qos_events:
         status.level = DiagnosticStatus.WARN
         status.message = (
             f"QoS: {health.incompatible_qos} incompatible peer(s), "

@@ -227,6 +227,7 @@ class PamNode(LifecycleNode):
         self.overlay_render_s: deque[float] = deque(maxlen=1000)
         self._rate_window: tuple[float, int] = (time.monotonic(), 0)
         self._error_window = ErrorWindow(ERROR_WINDOW_PERIODS * self.params.diagnostics_period_s)
+        self._qos_window = ErrorWindow(ERROR_WINDOW_PERIODS * self.params.diagnostics_period_s)
         self._stop_worker = threading.Event()
         self._worker: threading.Thread | None = None
         self._inputs: list = []
@@ -634,11 +635,15 @@ class PamNode(LifecycleNode):
             params.mask_layout,
             latency,
         )
+        outputs = self._outputs
+        tracked_pub, markers_pub = outputs.get("tracked_objects"), outputs.get("markers")
+        if tracked_pub is None or markers_pub is None:  # cleaned up while this frame ran
+            return
         outputs_3d.publish_3d(self, self.outputs_3d, header, result, tracked, semantics)
-        self._outputs["tracked_objects"].publish(tracked)
+        tracked_pub.publish(tracked)
         if (vision := self._detections) is not None:
             vision.publish(header, result, names, semantics)
-        self._outputs["markers"].publish(
+        markers_pub.publish(
             message_builders.marker_array(
                 header, result, semantics, params.marker_frame_id, params.marker_pixel_scale
             )
@@ -884,9 +889,15 @@ class PamNode(LifecycleNode):
     def _delivery_health(self) -> dict:
         delivery = self.delivery.snapshot()
         intake = self._image_intake
+        # QoS events warn while recent, like errors (the counters only grow)
+        self._qos_window.window_s = self._error_window.window_s
+        recent = self._qos_window.update(
+            time.monotonic(), delivery.messages_lost + delivery.incompatible_qos, ""
+        )
         return {
             "messages_lost": delivery.messages_lost,
             "incompatible_qos": delivery.incompatible_qos,
+            "recent_qos_events": recent.count,
             "image_qos": intake.reliability if intake is not None else "",
         }
 
