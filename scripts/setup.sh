@@ -51,7 +51,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # /opt/python/...; point those at this venv's Python and numpy headers instead.
   py_inc="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
   np_inc="$("$PY" -c 'import numpy; print(numpy.get_include())')"
-  grep -rl '/opt/python/cp3' "$VENV/share" --include='*.cmake' 2>/dev/null | while read -r f; do
+  { grep -rl '/opt/python/cp3' "$VENV/share" --include='*.cmake' 2>/dev/null || true; } | while read -r f; do
     sed -i -e "s#/opt/python/cp3[0-9]*-cp3[0-9]*/lib/python3\.[0-9]*/site-packages/numpy/_core/include#$np_inc#g" \
            -e "s#/opt/python/cp3[0-9]*-cp3[0-9]*/include/python3\.[0-9]*#$py_inc#g" "$f"
   done
@@ -67,8 +67,11 @@ EXTRAS_SRC="${PAM_ROS2_EXTRAS_SRC:-$REPO/../shared/ros2_extras}"
 EXTRAS="${PAM_ROS2_EXTRAS:-${XDG_CACHE_HOME:-$HOME/.cache}/pam_ros/ros2_extras}"
 if "$PY" -c 'import launch_ros, launch_testing, message_filters, vision_msgs, tf2_ros' 2>/dev/null; then
   log "launch, message_filters, vision_msgs and tf2 come from the system ROS 2"
-elif [ -x "$EXTRAS_SRC/build.sh" ] || [ -f "$EXTRAS_SRC/build.sh" ]; then
-  bash "$EXTRAS_SRC/build.sh" --venv "$VENV" "$EXTRAS"
+elif [ -f "$EXTRAS_SRC/build.sh" ]; then
+  # build.sh's up-to-date stamp hashes its own path too: call it by its real path, so that
+  # checkouts reaching ../shared through different links do not rebuild (and briefly remove)
+  # the extras that another checkout's tests are using.
+  bash "$(cd "$EXTRAS_SRC" && pwd -P)/build.sh" --venv "$VENV" "$EXTRAS"
 else
   log "no system launch/vision_msgs/tf2 and no $EXTRAS_SRC: the tests that need them skip"
 fi

@@ -522,8 +522,13 @@ def test_lifecycle_transitions_and_missing_weights(harness_factory, checkpoints,
     assert missing.call(missing.get_state, GetState.Request()).current_state.label == (
         "unconfigured"
     )
+    # (a report published while configuring may still arrive after configure returned)
     report = wait_for(
-        lambda: missing.diagnostics and missing.diagnostics[-1].status[0],
+        lambda: (
+            missing.diagnostics
+            and "configuring" not in missing.diagnostics[-1].status[0].message
+            and missing.diagnostics[-1].status[0]
+        ),
         what="diagnostics of the unconfigured node",
     )
     assert report.level == DiagnosticStatus.STALE and "unconfigured" in report.message
