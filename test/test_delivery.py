@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
+from pam_ros.node.executor import NodeExecutor
 from pam_ros.node.pam_node import PamNode
 
 CAMERA = Path(__file__).with_name("camera_process.py")
@@ -124,7 +124,7 @@ def make_node(ros_context, sam_checkpoint):
             context=ros_context,
             parameter_overrides=[Parameter(k, value=v) for k, v in parameters.items()],
         )
-        executor = MultiThreadedExecutor(num_threads=4, context=ros_context)
+        executor = NodeExecutor(num_threads=4, context=ros_context)
         executor.add_node(node)
         thread = threading.Thread(target=executor.spin, daemon=True)
         thread.start()

@@ -24,7 +24,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import Point, PointStamped
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -33,6 +33,7 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
 from pam_ros.msg import TrackedObject, TrackedObjectArray
+from pam_ros.node.executor import NodeExecutor
 from pam_ros.node.image_conversion import image_msg_to_rgb, rgb_to_image_msg
 from pam_ros.node.message_builders import stamp_from_ns, stamp_to_ns
 from pam_ros.node.pam_node import PamNode
@@ -111,7 +112,7 @@ class Harness:
         self.describe = self.client.create_client(Describe, "describe")
         self.change_state = self.client.create_client(ChangeState, "pam_ros/change_state")
         self.get_state = self.client.create_client(GetState, "pam_ros/get_state")
-        self.executor = MultiThreadedExecutor(num_threads=4, context=context)
+        self.executor = NodeExecutor(num_threads=4, context=context)  # as the node's process
         self.executor.add_node(self.node)
         self.executor.add_node(self.client)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)

@@ -25,10 +25,11 @@ import threading
 import time
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
 
+from pam_ros.node.executor import NodeExecutor
 from pam_ros.node.parameters import ParameterValidationError, command_line_parameters
 
 # launch escalates SIGINT to SIGTERM after 5 s (its sigterm_timeout): stop well before.
@@ -114,7 +115,7 @@ def run_node(node_class, args: list[str] | None = None) -> int:
             print(f"pam_ros: bad parameter: {line}", file=sys.stderr)
         rclpy.try_shutdown()
         return EXIT_BAD_PARAMETER
-    executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+    executor = NodeExecutor(num_threads=EXECUTOR_THREADS)
     executor.add_node(node)
     spinner = threading.Thread(target=_spin, args=(executor, stop), name="pam_executor")
     spinner.daemon = True
