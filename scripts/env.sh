@@ -12,8 +12,11 @@ export VIRTUAL_ENV="$_pam_venv"
 # no system ROS 2 provides them.
 _pam_extras="${PAM_ROS2_EXTRAS:-${XDG_CACHE_HOME:-$HOME/.cache}/pam_ros/ros2_extras}"
 if [ -f "$_pam_extras/env.sh" ]; then
+  # colcon's local_setup.bash reads unset variables: not under `set -u` (scripts/run_tests.sh)
+  _pam_nounset=""; case $- in *u*) _pam_nounset=1; set +u ;; esac
   # shellcheck source=/dev/null
   source "$_pam_extras/env.sh"
+  [ -n "$_pam_nounset" ] && set -u
 fi
 export PATH="$_pam_venv/bin:$PATH"
 export AMENT_PREFIX_PATH="$_pam_repo/install/pam_ros:$_pam_venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
@@ -26,4 +29,4 @@ export LD_LIBRARY_PATH="$_pam_repo/install/pam_ros/lib${LD_LIBRARY_PATH:+:$LD_LI
 # Keep tests and demos off any real robot network: DDS traffic stays on this host.
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
-unset _pam_repo _pam_venv _pam_site _pam_extras
+unset _pam_repo _pam_venv _pam_site _pam_extras _pam_nounset
