@@ -16,7 +16,7 @@ if [ -f "$_pam_extras/env.sh" ]; then
   _pam_nounset=""; case $- in *u*) _pam_nounset=1; set +u ;; esac
   # shellcheck source=/dev/null
   source "$_pam_extras/env.sh"
-  [ -n "$_pam_nounset" ] && set -u
+  if [ -n "$_pam_nounset" ]; then set -u; fi
 fi
 export PATH="$_pam_venv/bin:$PATH"
 export AMENT_PREFIX_PATH="$_pam_repo/install/pam_ros:$_pam_venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
