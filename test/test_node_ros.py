@@ -8,6 +8,7 @@ Waits poll with deadlines; nothing sleeps for a fixed long time.
 from __future__ import annotations
 
 import itertools
+import os
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
 from pam_ros.msg import TrackedObject, TrackedObjectArray
+from pam_ros.node.dds_profile import profile_environment
 from pam_ros.node.executor import NodeExecutor
 from pam_ros.node.image_conversion import image_msg_to_rgb, rgb_to_image_msg
 from pam_ros.node.message_builders import stamp_from_ns, stamp_to_ns
@@ -319,6 +321,9 @@ def test_overload_stays_current_and_counts_drops(harness_factory, checkpoints, f
         [sys.executable, "-m", "pam_ros.demo.video_source", "--ros-args",
          "-r", f"__ns:={h.namespace}", "-p", f"source:={folder}", "-p", "rate_hz:=100.0",
          "-p", "loop:=true", "-p", "max_frames:=20", "--log-level", "warn"],
+        # a best-effort camera of 854x480 frames needs the large-frame profile in its own
+        # process (README, "Frames between processes"); Fast DDS's defaults lose most frames
+        env=dict(os.environ, **profile_environment("")),
     )  # fmt: skip
     try:
         wait_for(lambda: h.node.slot.counters.received > 50, what="the camera's frames")
