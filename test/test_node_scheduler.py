@@ -608,3 +608,43 @@ def test_batched_ticks_give_the_one_by_one_ids(real_models):
     for ids in results[1][1].values():
         assert len(ids) > 3 and len(set(ids)) > 1  # informative
     assert len({ids for ids in results[1][1].values()}) > 2  # objects differ
+
+
+def test_cameras_take_turns_so_a_busy_camera_cannot_starve_another(clock):
+    """Observations name their camera (group): within a priority class the camera served
+    longest ago goes first, so one wrist object is not queued behind five head objects."""
+    engine = RecordingEngine()
+    scheduler = _scheduler(engine, clock, refresh_period_s=5.0)
+
+    def observe(frame, group, ids):
+        scheduler.observe(
+            frame * 10,
+            [ObjectObservation(oid, _features(frame), _mask(0), True, group) for oid in ids],
+        )
+
+    head = [f"head/{n}" for n in range(1, 6)]
+    observe(0, "head", head)
+    clock.now += 1
+    observe(1, "wrist", ["wrist/1"])
+
+    def described():
+        return [oid for oid in [*head, "wrist/1"] if scheduler.semantics(oid).category]
+
+    assert scheduler.run_once() and described() == ["head/1"]
+    assert scheduler.run_once() and described() == ["head/1", "wrist/1"]  # not 6th
+    assert scheduler.run_once() and described() == ["head/1", "head/2", "wrist/1"]
+    while scheduler.run_once():
+        pass
+    assert described() == [*head, "wrist/1"]
+    # Refreshes too: when everything is due, the wrist object is not refreshed last.
+    clock.now += 10
+    observe(2, "head", head)
+    observe(2, "wrist", ["wrist/1"])
+    order = []
+    for _ in range(3):
+        assert scheduler.run_once()
+        order.append(
+            next(oid for oid in [*head, "wrist/1"] if scheduler.semantics(oid).category == "label2"
+                 and oid not in order)
+        )  # fmt: skip
+    assert "wrist/1" in order[:2], order

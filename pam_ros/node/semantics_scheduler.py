@@ -15,6 +15,10 @@ first one is always taken whole), choosing in this order:
    (1 - IoU against the mask at the last description > `appearance_change_threshold`) -
    stalest first. Objects the tracker scores absent are not refreshed.
 
+Several cameras share one worker: each observation names its `group` (the camera), and within
+each of the three classes the worker takes turns between groups - the group served longest ago
+goes first - so a camera with many objects never starves one with few.
+
 Results go into a cache keyed by object id (`semantics(id)`), which the node copies into every
 TrackedObjectArray. `describe_now` serves the Describe service synchronously: from the cache
 when fresh enough, otherwise it hands the request to the worker, which puts on-demand requests
@@ -151,6 +155,7 @@ class ObjectObservation:
     features: RegionFeatures
     mask: np.ndarray  # (H, W) bool
     present: bool
+    group: str = ""  # the camera it was seen by: the worker takes turns between groups
 
 
 @dataclass(frozen=True)
@@ -189,6 +194,7 @@ class _ObjectState:
     object_id: str
     token: int  # changes when the id is removed and added again
     first_seen: float
+    group: str
     latest: RegionFeatures
     present: bool
     mask_small: np.ndarray  # (h, w) bool, the newest mask downsampled
@@ -287,6 +293,11 @@ class SemanticsScheduler:
         self._work = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_tick_at: float | None = None  # tick(): earliest clock time of the next call
+        # group (camera) -> job count when it was last served: within each priority class the
+        # group served longest ago goes first, so a camera with many objects cannot starve one
+        # with few (one camera: a single group, the plain priority order).
+        self._group_served: dict[str, int] = {}
+        self._jobs_taken = 0
 
     # ---- configuration and lifetime -------------------------------------------------------
 
@@ -345,6 +356,7 @@ class SemanticsScheduler:
                         object_id=obs.object_id,
                         token=self._next_token,
                         first_seen=now,
+                        group=obs.group,
                         latest=obs.features,
                         present=obs.present,
                         mask_small=mask_small,
@@ -431,11 +443,11 @@ class SemanticsScheduler:
         fresh = [s for s in states if s.object_id not in taken]
         new = [s for s in fresh if not s.described and self._is_due(s, now)]
         if new:
-            state = min(new, key=lambda s: s.first_seen)
+            state = min(new, key=lambda s: (self._turn(s), s.first_seen))
             return self._image_job(state)
         videos = [s for s in states if s.pending_video is not None]
         if videos:
-            state = min(videos, key=lambda s: s.pending_video[2])
+            state = min(videos, key=lambda s: (self._turn(s), s.pending_video[2]))
             features, history, _ = state.pending_video
             state.pending_video = None
             return _Job(
@@ -449,9 +461,19 @@ class SemanticsScheduler:
             )
         due = [s for s in fresh if self._is_due(s, now)]
         if due and config.kinds:
-            state = min(due, key=lambda s: s.last_attempt or 0.0)
+            state = min(due, key=lambda s: (self._turn(s), s.last_attempt or 0.0))
             return self._image_job(state)
         return None
+
+    def _turn(self, state: _ObjectState) -> int:
+        """Sort key of `state`'s group: lower is served sooner (never served: -1)."""
+        return self._group_served.get(state.group, -1)
+
+    def _served(self, job: _Job) -> None:
+        state = self._objects.get(job.object_id)
+        if state is not None:
+            self._jobs_taken += 1
+            self._group_served[state.group] = self._jobs_taken
 
     def _image_job(self, state: _ObjectState) -> _Job:
         return _Job(
@@ -488,6 +510,7 @@ class SemanticsScheduler:
                 if not job.is_video:
                     self._objects[job.object_id].last_attempt = now
                     taken.add(job.object_id)
+                self._served(job)
                 jobs.append(job)
                 size += len(job.kinds)
         if not jobs:
