@@ -17,6 +17,17 @@ Semantics run in one of two ways, chosen by whoever builds the scheduler:
   (`SemanticsScheduler.tick`). The same frames and prompts then give the same descriptions,
   however fast or slow the machine.
 
+Several cameras (`CameraPipelines`): one `FramePipeline` per camera over the streams of one
+`MultiStreamTracker` (one SAM 2 in memory), sharing one scheduler and one lock. Frames waiting
+on several cameras are tracked together (`CameraPipelines.process`: one batched encoder pass);
+object ids of a named camera name it (`head/1`, `head/mug`), so every id is unique in the node
+and the services find the camera from the id; the scheduler takes turns between cameras.
+
+    cameras = CameraPipelines(MultiStreamTracker.from_config(config), ["head", "wrist"],
+                              scheduler, PipelineConfig(max_objects=16))
+    outputs = cameras.process({"head": (head_rgb, stamp_ns), "wrist": (wrist_rgb, stamp_ns)})
+    cameras.camera("wrist").add_object(points=[(x, y)], labels=[1])      # -> "wrist/1"
+
 Thread-safe: one lock guards the tracker (the node calls `add_object` from service threads
 while its tracking thread calls `process`).
 """
@@ -40,6 +51,13 @@ BOX_DUPLICATE_IOU = 0.5  # a detector box overlapping a tracked object more than
 
 class TooManyObjectsError(ValueError):
     """`max_objects` objects are tracked already."""
+
+
+class UnknownCameraError(KeyError):
+    """A camera name that is not one of the node's cameras."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)
@@ -90,14 +108,19 @@ class FramePipeline:
         scheduler: SemanticsScheduler | None = None,
         config: PipelineConfig | None = None,
         clock: StreamClock | None = None,
+        camera: str = "",
+        lock: threading.Lock | None = None,
     ) -> None:
-        self.tracker = tracker  # pam_ros.tracking.StreamingTracker
+        """`camera`: its name ("" for a lone unnamed camera): the prefix of the ids it gives
+        and its group in the scheduler; `lock`: shared by the pipelines of one model."""
+        self.tracker = tracker  # pam_ros.tracking.StreamingTracker (or one stream of several)
         self.scheduler = scheduler
         self.config = config or PipelineConfig()
         self.clock = clock  # set from the stamps in synchronous mode
         if self.config.synchronous_semantics and scheduler is not None and clock is None:
             raise ValueError("synchronous semantics need the scheduler's StreamClock")
-        self.lock = threading.Lock()
+        self.camera = camera
+        self.lock = lock or threading.Lock()
         self._names: dict[str, str] = {}
         self._last_stamp_ns = 0
 
@@ -114,8 +137,16 @@ class FramePipeline:
         on the newest frame is in the node."""
         with self.lock:
             result = self.tracker.track(frame, stamp_ns=stamp_ns)
-            self._last_stamp_ns = stamp_ns
-            observations = self._observations(result)
+            observations = self.tracked(result, stamp_ns)
+        return self.finish(frame, stamp_ns, result, observations, prompts)
+
+    def tracked(self, result, stamp_ns: int) -> list[ObjectObservation]:
+        """Note a frame the tracker has just tracked (call with the lock held)."""
+        self._last_stamp_ns = stamp_ns
+        return self._observations(result)
+
+    def finish(self, frame, stamp_ns: int, result, observations, prompts=None) -> FrameOutput:
+        """The rest of `process` after tracking (outside the lock)."""
         if self.clock is not None:
             self.clock.now_s = stamp_ns * 1e-9
         if self.scheduler is not None:
@@ -144,7 +175,9 @@ class FramePipeline:
     def _observations(self, result) -> list[ObjectObservation]:
         """The scheduler's view of `result` (call with the lock held)."""
         return [
-            ObjectObservation(oid, self.tracker.latest_features(oid), obj.mask, obj.present)
+            ObjectObservation(
+                oid, self.tracker.latest_features(oid), obj.mask, obj.present, self.camera
+            )
             for oid, obj in result.objects.items()
         ]
 
@@ -169,7 +202,10 @@ class FramePipeline:
                     "remove one first"
                 )
             new_id = self.tracker.add_object(
-                points=points or None, labels=labels or None, box=box, object_id=object_id
+                points=points or None,
+                labels=labels or None,
+                box=box,
+                object_id=self._object_id(object_id),
             )
             self._names[new_id] = name
             observations = [
@@ -181,6 +217,31 @@ class FramePipeline:
         if self.scheduler is not None:
             self.scheduler.observe(stamp_ns, observations)
         return new_id
+
+    def _object_id(self, object_id: str | None) -> str | None:
+        """A named camera's ids begin with `<camera>/`: given ids get it, new ones are
+        `<camera>/1`, `<camera>/2`, ... (the lowest free number, as the tracker's own)."""
+        if not self.camera:
+            return object_id
+        prefix = f"{self.camera}/"
+        if object_id is not None:
+            return object_id if object_id.startswith(prefix) else prefix + object_id
+        taken = set(self.tracker.object_ids)
+        number = 1
+        while f"{prefix}{number}" in taken:
+            number += 1
+        return f"{prefix}{number}"
+
+    @property
+    def last_stamp_ns(self) -> int:
+        """Stamp of the newest processed frame (0 before the first)."""
+        return self._last_stamp_ns
+
+    @property
+    def names(self) -> dict[str, str]:
+        """Object id -> the name it was given ("" when none)."""
+        with self.lock:
+            return dict(self._names)
 
     def overlaps_tracked(self, box: tuple[int, int, int, int]) -> bool:
         """Whether `box` overlaps a tracked object's box by IoU > BOX_DUPLICATE_IOU."""
@@ -200,14 +261,93 @@ class FramePipeline:
     def reset(self) -> int:
         """Forget every object; returns how many there were."""
         with self.lock:
-            count = len(self.tracker.object_ids)
+            forgotten = list(self.tracker.object_ids)
             self.tracker.reset()
             self._names.clear()
-        if self.scheduler is not None:
-            self.scheduler.reset()
-        return count
+        if self.scheduler is not None:  # only this camera's objects (the scheduler is shared)
+            for object_id in forgotten:
+                self.scheduler.forget(object_id)
+        return len(forgotten)
 
     @property
     def object_ids(self) -> list[str]:
         with self.lock:
             return list(self.tracker.object_ids)
+
+
+class CameraPipelines:
+    """Several cameras on one SAM 2 model; see the module docstring."""
+
+    def __init__(
+        self,
+        tracker,
+        cameras: list[str],
+        scheduler: SemanticsScheduler | None = None,
+        config: PipelineConfig | None = None,
+    ) -> None:
+        if not cameras:
+            raise ValueError("give at least one camera")
+        if "" in cameras and len(cameras) > 1:
+            raise ValueError("the unnamed camera ('') can only be the only one")
+        self.tracker = tracker  # pam_ros.tracking.MultiStreamTracker
+        self.scheduler = scheduler
+        self.lock = threading.Lock()
+        self._cameras = {
+            name: FramePipeline(
+                tracker.add_stream(name), scheduler, config, camera=name, lock=self.lock
+            )
+            for name in cameras
+        }
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._cameras)
+
+    def camera(self, name: str) -> FramePipeline:
+        try:
+            return self._cameras[name]
+        except KeyError:
+            cameras = ", ".join(repr(n) for n in self._cameras)
+            raise UnknownCameraError(f"unknown camera {name!r}; cameras: {cameras}") from None
+
+    def camera_of(self, object_id: str) -> FramePipeline:
+        """The camera tracking `object_id` (UnknownObjectError when none does)."""
+        from pam_ros.tracking import UnknownObjectError
+
+        with self.lock:
+            for pipeline in self._cameras.values():
+                if object_id in pipeline.tracker.object_ids:
+                    return pipeline
+            tracked = [oid for p in self._cameras.values() for oid in p.tracker.object_ids]
+        raise UnknownObjectError(f"unknown object id {object_id!r}; tracked ids: {tracked}")
+
+    @property
+    def object_ids(self) -> list[str]:
+        with self.lock:
+            return [oid for p in self._cameras.values() for oid in p.tracker.object_ids]
+
+    def process(self, frames: dict[str, tuple[np.ndarray, int]]) -> dict[str, FrameOutput]:
+        """Track each camera's frame ((H, W, 3) RGB uint8, stamp ns) in one batched encoder
+        pass, then hand every camera's objects to the scheduler. Tracker errors propagate
+        (before any camera changes when a frame is invalid)."""
+        for name in frames:
+            self.camera(name)
+        with self.lock:
+            results = self.tracker.track(
+                {name: frame for name, (frame, _) in frames.items()},
+                {name: stamp for name, (_, stamp) in frames.items()},
+            )
+            observed = {
+                name: self._cameras[name].tracked(result, frames[name][1])
+                for name, result in results.items()
+            }
+        return {
+            name: self._cameras[name].finish(
+                frames[name][0], frames[name][1], results[name], observed[name]
+            )
+            for name in results
+        }
+
+    def reset(self) -> int:
+        """Forget every object of every camera; returns how many there were."""
+        return sum(pipeline.reset() for pipeline in self._cameras.values())
