@@ -85,7 +85,7 @@ class Bench:
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()
         if self.node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-            raise SystemExit(f"configure failed: {self.node.counters.last_error}")
+            raise SystemExit(f"configure failed: {self.node.last_error}")
         self.node.trigger_activate()
         deadline = time.monotonic() + 10
         while self.pub.get_subscription_count() == 0 and time.monotonic() < deadline:

@@ -141,8 +141,8 @@ def make_node(ros_context, sam_checkpoint):
 
 
 def _received(node: PamNode) -> int:
-    with node._counters_lock:
-        return node.counters.frames_received
+    with node.camera().counters_lock:
+        return node.camera().counters.frames_received
 
 
 def test_reliable_camera_in_another_process_delivers_every_640x480_frame(make_node):
@@ -150,7 +150,9 @@ def test_reliable_camera_in_another_process_delivers_every_640x480_frame(make_no
     camera = Camera("/pam_delivery_0/image", "reliable")
     try:
         wait_for(lambda: camera.matched() > 0, what="the camera to match the node")
-        wait_for(lambda: node._image_intake.reliability == "reliable", what="auto → reliable")
+        wait_for(
+            lambda: node.camera().image_intake.reliability == "reliable", what="auto → reliable"
+        )
         delivered = 0
         for index in range(FRAMES):
             before = _received(node)
@@ -177,15 +179,20 @@ def test_a_node_that_cannot_keep_up_tracks_the_newest_frame(make_node):
     camera = Camera("/pam_delivery_1/image", "reliable")
     try:
         wait_for(lambda: camera.matched() > 0, what="the camera to match the node")
-        wait_for(lambda: node._image_intake.reliability == "reliable", what="auto → reliable")
+        wait_for(
+            lambda: node.camera().image_intake.reliability == "reliable", what="auto → reliable"
+        )
         camera.send("pub 0")
-        wait_for(lambda: node.counters.frames_tracked >= 1, what="the first frame tracked")
-        tracked_before = node.counters.frames_tracked
+        wait_for(lambda: node.camera().counters.frames_tracked >= 1, what="the first frame tracked")
+        tracked_before = node.camera().counters.frames_tracked
         burst = 30
         camera.send(f"burst 1 {burst}")  # back to back, far faster than tracking
         newest_stamp_ns = (burst + 1) * 1_000_000_000  # frame i has stamp sec i + 1
-        wait_for(lambda: node._last_stamp_ns == newest_stamp_ns, what="the newest frame tracked")
-        tracked = node.counters.frames_tracked - tracked_before
+        wait_for(
+            lambda: node.camera().pipeline.last_stamp_ns == newest_stamp_ns,
+            what="the newest frame tracked",
+        )
+        tracked = node.camera().counters.frames_tracked - tracked_before
         assert tracked < burst, f"tracked all {tracked} frames of the burst: no backlog skipped"
     finally:
         camera.close()

@@ -130,7 +130,7 @@ def test_prompted_object_has_its_true_3d_position_on_every_output(harness):
     h = harness
     source = start_source(h.namespace)
     try:
-        wait_for(lambda: h.node.depth_cache.snapshot().pairs >= 2, what="depth pairs")
+        wait_for(lambda: h.node.camera().depth_cache.snapshot().pairs >= 2, what="depth pairs")
         wait_for(lambda: h.tracked, what="a tracked frame")
         disc_box = SCENE.object_boxes(0)[0]
         request = AddObject.Request(use_box=True)
@@ -215,9 +215,9 @@ def test_prompted_object_has_its_true_3d_position_on_every_output(harness):
 )
 def test_bad_depth_never_stops_tracking_and_objects_say_why(harness, fault, reason, counter):
     h = harness
-    wait_for(lambda: (h.node.tracker is not None and h.node.tracker.object_ids) or _prompt(h),
+    wait_for(lambda: h.node.object_ids or _prompt(h),
              what="an object")  # fmt: skip
-    before = h.node.depth_cache.snapshot()
+    before = h.node.camera().depth_cache.snapshot()
     start = len(h.tracked)
     source = start_source(h.namespace, fault)
     try:
@@ -230,7 +230,7 @@ def test_bad_depth_never_stops_tracking_and_objects_say_why(harness, fault, reas
         msg = newest_with_object(h, start)
         assert not msg.objects[0].has_position and msg.objects[0].present in (True, False)
         if counter:
-            wait_for(lambda: getattr(h.node.depth_cache.snapshot(), counter)
+            wait_for(lambda: getattr(h.node.camera().depth_cache.snapshot(), counter)
                      > getattr(before, counter), what=counter)  # fmt: skip
             wait_for(lambda: _depth_status(h, counter), what=f"/diagnostics {counter}")
         assert h.node.lifecycle_state == "active"
@@ -288,9 +288,11 @@ def test_target_frame_when_tf_knows_it_and_a_diagnostic_when_not(ros_context, ch
         request.box.width, request.box.height = x1 - x0, y1 - y0
         assert h.call(h.add, request).success
         # TF does not know pam_test_base yet: outputs stay in the camera frame, diagnostics say so
-        wait_for(lambda: h.node.outputs_3d.target_frame_failures > 0, what="a lookup failure")
+        wait_for(
+            lambda: h.node.camera().outputs_3d.target_frame_failures > 0, what="a lookup failure"
+        )
         wait_for(lambda: _depth_status(h, "target_frame_failures"), what="/diagnostics")
-        assert "pam_test_base" in h.node.outputs_3d.target_frame_error
+        assert "pam_test_base" in h.node.camera().outputs_3d.target_frame_error
         in_camera = wait_for(lambda: next((d for d in reversed(detections) if d.detections), None),
                              what="detections")  # fmt: skip
         assert in_camera.header.frame_id == "camera_optical"

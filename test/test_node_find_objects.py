@@ -37,7 +37,7 @@ def test_find_objects_ranks_tracked_objects_over_dds(harness_factory, checkpoint
 
     answer = h.call(find, FindObjects.Request(query="a car", about="category"))
     assert answer.success, answer.message
-    assert sorted(answer.ids) == sorted(h.node.tracker.object_ids)
+    assert sorted(answer.ids) == sorted(h.node.object_ids)
     assert list(answer.scores) == sorted(answer.scores, reverse=True)
     assert len(set(answer.scores)) == 3 and all(s < 0 for s in answer.scores)  # informative
     semantics = h.node.scheduler.all_semantics()

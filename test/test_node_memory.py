@@ -69,9 +69,9 @@ def test_configure_cleanup_cycles_give_memory_back(checkpoints):
             for k, frame in enumerate(frames):
                 msg = rgb_to_image_msg(frame)
                 msg.header.stamp = stamp_from_ns(10**9 + k)
-                tracked = node.counters.frames_tracked
-                node._on_image(msg)
-                _wait(lambda t=tracked: node.counters.frames_tracked > t)
+                tracked = node.camera().counters.frames_tracked
+                node.camera().receive(msg, track_every_n=1)
+                _wait(lambda t=tracked: node.camera().counters.frames_tracked > t)
                 if k == 0:
                     node.add_object([(400.0, 300.0)], [1], None, None, "")
             assert node.scheduler.describe_now("1", "category", 0.0).text

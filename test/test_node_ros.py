@@ -235,8 +235,8 @@ def test_track_prompt_remove_describe_over_dds(harness_factory, checkpoints, fra
     assert reply.success and reply.id and reply.id != "car", reply.message
     road = reply.id
     h.click_pub.publish(PointStamped(point=Point(x=700.0, y=120.0)))
-    wait_for(lambda: len(h.node.tracker.object_ids) == 3, what="the clicked object")
-    clicked = next(oid for oid in h.node.tracker.object_ids if oid not in ("car", road))
+    wait_for(lambda: len(h.node.object_ids) == 3, what="the clicked object")
+    clicked = next(oid for oid in h.node.object_ids if oid not in ("car", road))
 
     seen_ids = []
     for index in range(1, 6):
@@ -326,28 +326,28 @@ def test_overload_stays_current_and_counts_drops(harness_factory, checkpoints, f
         env=dict(os.environ, **profile_environment("")),
     )  # fmt: skip
     try:
-        wait_for(lambda: h.node.slot.counters.received > 50, what="the camera's frames")
+        wait_for(lambda: h.node.camera().slot.counters.received > 50, what="the camera's frames")
         time.sleep(1.0)  # warm up (allocator, DDS buffers)
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        tracked_before = h.node.counters.frames_tracked
-        received_before = h.node.slot.counters.received
+        tracked_before = h.node.camera().counters.frames_tracked
+        received_before = h.node.camera().slot.counters.received
         time.sleep(4.0)
         publish_end_ns = time.time_ns()
-        received = h.node.slot.counters.received - received_before
+        received = h.node.camera().slot.counters.received - received_before
     finally:
         camera.send_signal(signal.SIGINT)
         camera.wait(timeout=20)
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     wait_for(
         lambda: (
-            h.node.slot.counters.taken
-            == h.node.slot.counters.received - h.node.slot.counters.dropped
-            and h.node.counters.frames_tracked >= h.node.slot.counters.taken - 1
+            h.node.camera().slot.counters.taken
+            == h.node.camera().slot.counters.received - h.node.camera().slot.counters.dropped
+            and h.node.camera().counters.frames_tracked >= h.node.camera().slot.counters.taken - 1
         ),
         what="the node to settle",
     )
-    tracked = h.node.counters.frames_tracked - tracked_before
-    slot = h.node.slot.counters
+    tracked = h.node.camera().counters.frames_tracked - tracked_before
+    slot = h.node.camera().slot.counters
     # Results travel on a reliable topic: wait until the client has all of this window's.
     wait_for(
         lambda: sum(s > 1_000_000_000 for s in list(h.received_at)) >= tracked,
@@ -409,13 +409,13 @@ def test_bad_input_gets_clear_errors_and_the_node_keeps_serving(
     bad = h.image(frames[0], 5)
     bad.encoding = "16UC1"
     h.image_pub.publish(bad)
-    wait_for(lambda: node.counters.frames_rejected == 1, what="rejected 16UC1 frame")
-    assert "16UC1" in node.counters.last_error
+    wait_for(lambda: node.camera().counters.frames_rejected == 1, what="rejected 16UC1 frame")
+    assert "16UC1" in node.camera().counters.last_error
     empty = Image(encoding="rgb8", height=0, width=0, step=0)
     empty.header.stamp = stamp_from_ns(6)
     h.image_pub.publish(empty)
-    wait_for(lambda: node.counters.frames_rejected == 2, what="rejected empty frame")
-    assert "zero size" in node.counters.last_error
+    wait_for(lambda: node.camera().counters.frames_rejected == 2, what="rejected empty frame")
+    assert "zero size" in node.camera().counters.last_error
     stamp = 10
     h.track(frames[0], stamp)
     # Prompt errors.
@@ -426,7 +426,7 @@ def test_bad_input_gets_clear_errors_and_the_node_keeps_serving(
     assert h.call(h.add, _add_request(points=[(420, 260)], object_id="car")).success
     duplicate = h.call(h.add, _add_request(points=[(100, 100)], object_id="car"))
     assert not duplicate.success and "car" in duplicate.message
-    assert node.tracker.object_ids == ["car"]  # the bad click added nothing
+    assert node.object_ids == ["car"]  # the bad click added nothing
     unknown = h.call(h.remove, RemoveObject.Request(id="nope"))
     assert not unknown.success and "nope" in unknown.message
     kind = h.call(h.describe, Describe.Request(id="car", kind="poem"))
@@ -435,8 +435,8 @@ def test_bad_input_gets_clear_errors_and_the_node_keeps_serving(
     _fail_once(node.tracker, "track", "injected tracker failure")
     stamp += 1
     h.image_pub.publish(h.image(frames[1], stamp))
-    wait_for(lambda: node.counters.tracking_errors == 1, what="the tracking error")
-    assert "injected tracker failure" in node.counters.last_error
+    wait_for(lambda: node.camera().counters.tracking_errors == 1, what="the tracking error")
+    assert "injected tracker failure" in node.camera().counters.last_error
     stamp += 1
     msg = h.track(frames[2], stamp)
     assert [obj.id for obj in msg.objects] == ["car"] and msg.objects[0].present
@@ -447,34 +447,37 @@ def test_bad_input_gets_clear_errors_and_the_node_keeps_serving(
     answer = h.call(h.describe, Describe.Request(id="car", kind="caption"))
     assert answer.success and answer.text
     # An unexpected error inside a service: answered, logged, the executor keeps running.
-    _fail_once(node.tracker, "add_object", "injected add failure")
+    _fail_once(node.camera().pipeline.tracker, "add_object", "injected add failure")
     failed = h.call(h.add, _add_request(points=[(100, 100)]))
     assert not failed.success and "injected add failure" in failed.message
     assert h.call(h.add, _add_request(points=[(100, 100)], object_id="second")).success
     assert h.call(h.remove, RemoveObject.Request(id="second")).success
     # Boxes from an upstream detector: one object per new box, overlapping boxes ignored.
     h.box_pub.publish(RegionOfInterest(x_offset=40, y_offset=300, width=200, height=150))
-    wait_for(lambda: len(node.tracker.object_ids) == 2, what="the object of the box")
+    wait_for(lambda: len(node.object_ids) == 2, what="the object of the box")
     stamp += 1
     h.track(frames[2], stamp)  # the box object gets a tracked mask and box
     h.box_pub.publish(RegionOfInterest(x_offset=42, y_offset=302, width=198, height=150))
     h.box_pub.publish(RegionOfInterest(x_offset=2000, y_offset=0, width=10, height=10))
     h.click_pub.publish(PointStamped(point=Point(x=600.0, y=100.0)))  # processed after both
-    wait_for(lambda: len(node.tracker.object_ids) == 3, what="the clicked object")
-    boxed = node.tracker.object_ids[1]
+    wait_for(lambda: len(node.object_ids) == 3, what="the clicked object")
+    boxed = node.object_ids[1]
     assert h.call(h.remove, RemoveObject.Request(id=boxed)).success
-    assert h.call(h.remove, RemoveObject.Request(id=node.tracker.object_ids[1])).success
+    assert h.call(h.remove, RemoveObject.Request(id=node.object_ids[1])).success
     # Bad parameter values are refused at run time; good ones apply.
     results = node.set_parameters([Parameter("semantic_rate_hz", value=-1.0)])
     assert not results[0].successful
     results = node.set_parameters([Parameter("track_every_n", value=2)])
     assert results[0].successful and node.params.track_every_n == 2
-    received, skipped = node.counters.frames_received, node.counters.frames_skipped
+    received, skipped = (
+        node.camera().counters.frames_received,
+        node.camera().counters.frames_skipped,
+    )
     for index in range(1, 5):
         h.image_pub.publish(h.image(frames[3], stamp + index))
         count = received + index
-        wait_for(lambda c=count: node.counters.frames_received == c, what="a frame")
-    assert node.counters.frames_skipped == skipped + 2  # every second frame is tracked
+        wait_for(lambda c=count: node.camera().counters.frames_received == c, what="a frame")
+    assert node.camera().counters.frames_skipped == skipped + 2  # every second frame is tracked
     stamp += 4
     node.set_parameters([Parameter("track_every_n", value=1)])
     read_only = node.set_parameters([Parameter("tracker.model_size", value="large")])
@@ -522,7 +525,7 @@ def test_lifecycle_transitions_and_missing_weights(harness_factory, checkpoints,
     )
     assert missing.node.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert missing.node.lifecycle_state == "unconfigured"
-    assert "/nonexistent/sam2.pt" in missing.node.counters.last_error
+    assert "/nonexistent/sam2.pt" in missing.node.last_error
     reply = missing.call(missing.add, _add_request(points=[(1, 1)]))
     assert not reply.success and "unconfigured" in reply.message
     assert missing.call(missing.get_state, GetState.Request()).current_state.label == (
@@ -543,7 +546,7 @@ def test_lifecycle_transitions_and_missing_weights(harness_factory, checkpoints,
         autostart=False,
     )
     assert no_pam.node.trigger_configure() == TransitionCallbackReturn.FAILURE
-    assert "/nonexistent/pam" in no_pam.node.counters.last_error
+    assert "/nonexistent/pam" in no_pam.node.last_error
     assert no_pam.node.tracker is None  # the tracker built before the failure was released
 
 

@@ -119,9 +119,11 @@ def test_detector_boxes_in_and_detections_out_over_dds(make_node, ros_context): 
             _detection((302, 182, 558, 358), ("car", 0.8)),  # the same car again: skipped
         ]
         detector_pub.publish(msg)
-        wait_for(lambda: len(node.tracker.object_ids) == 1 and node._names, what="the prompt")
+        wait_for(
+            lambda: len(node.object_ids) == 1 and node.camera().pipeline.names, what="the prompt"
+        )
         wait_for(lambda: True, timeout=0.5)  # the second box is handled in the same callback
-        assert list(node._names.values()) == ["car"]
+        assert list(node.camera().pipeline.names.values()) == ["car"]
         result = track(1)
         (obj,) = result.objects
         assert obj.name == "car" and obj.present and 0 < obj.mask_area < 854 * 480

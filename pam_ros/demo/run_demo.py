@@ -343,9 +343,7 @@ def run(args: argparse.Namespace) -> dict:
                     "randomly initialised models."
                 )
             )
-            raise DemoError(
-                f"the pam_ros node could not load its models: {pam.counters.last_error}{hint}"
-            )
+            raise DemoError(f"the pam_ros node could not load its models: {pam.last_error}{hint}")
         pam.trigger_activate()
         summary["tracker"] = (
             f"SAM 2.1-{params['tracker.model_size']} @ {params['tracker.image_size']} px"
@@ -371,7 +369,7 @@ def run(args: argparse.Namespace) -> dict:
                 if tracked is None:
                     raise DemoError(
                         f"frame {index} was not tracked within {args.frame_timeout} s: "
-                        f"{pam.counters.last_error or 'no error reported'}"
+                        f"{pam.last_error or 'no error reported'}"
                     )
             else:  # the camera publishes on its own timer; record what the node keeps up with
                 wait = 2.0 if camera.finished else args.frame_timeout

@@ -143,6 +143,7 @@ class DepthIntake:
         metres_per_unit: float,
         qos,
         callback_group=None,
+        camera: str = "",
     ) -> None:
         self.cache = cache
         self.available, self.reason = False, ""
@@ -159,8 +160,14 @@ class DepthIntake:
         kwargs = {"qos_profile": qos}
         if callback_group is not None:
             kwargs["callback_group"] = callback_group
-        image_sub = message_filters.Subscriber(node, Image, "depth/image", **kwargs)
-        info_sub = message_filters.Subscriber(node, CameraInfo, "camera_info", **kwargs)
+        from pam_ros.node.topics import camera_topic
+
+        image_sub = message_filters.Subscriber(
+            node, Image, camera_topic(camera, "depth/image"), **kwargs
+        )
+        info_sub = message_filters.Subscriber(
+            node, CameraInfo, camera_topic(camera, "camera_info"), **kwargs
+        )
         self._subscribers = [image_sub, info_sub]
         self._sync = message_filters.ApproximateTimeSynchronizer(
             self._subscribers, queue_size=10, slop=slop_s

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from pam_ros.node.image_intake import DeliveryCounters, publisher_events, subscription_events
+from pam_ros.node.topics import camera_topic
 
 DEFAULT_CLASS_ID = "object"  # class_id of an object with neither a category nor a name yet
 BoxPixels = tuple[int, int, int, int]  # x0, y0, x1, y1: inclusive-exclusive pixel box
@@ -97,14 +98,16 @@ class DetectionsIO:
     cleanup, the `detections_in` subscription while active. `create` returns None (and logs
     one line) without vision_msgs."""
 
-    def __init__(self, node, publisher, counters: DeliveryCounters) -> None:
+    def __init__(self, node, publisher, counters: DeliveryCounters, camera: str = "") -> None:
         self._node = node
         self._publisher = publisher
         self._counters = counters
+        self._camera = camera
         self._subscription = None
 
     @classmethod
-    def create(cls, node, counters: DeliveryCounters) -> DetectionsIO | None:
+    def create(cls, node, counters: DeliveryCounters, camera: str = "") -> DetectionsIO | None:
+        """`camera`: the camera's name; its topics are `<camera>/detections` (and _in)."""
         error = import_error()
         if error is not None:
             node.get_logger().info(
@@ -114,26 +117,28 @@ class DetectionsIO:
         from vision_msgs.msg import Detection2DArray
 
         reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        topic = camera_topic(camera, "detections")
         publisher = node.create_lifecycle_publisher(
             Detection2DArray,
-            "detections",
+            topic,
             reliable,
-            event_callbacks=publisher_events(node, "detections", counters),
+            event_callbacks=publisher_events(node, topic, counters),
         )
-        return cls(node, publisher, counters)
+        return cls(node, publisher, counters, camera)
 
     def subscribe(
         self, on_prompts: Callable[[list[DetectionPrompt]], None], callback_group=None
     ) -> None:
         from vision_msgs.msg import Detection2DArray
 
+        topic = camera_topic(self._camera, "detections_in")
         self._subscription = self._node.create_subscription(
             Detection2DArray,
-            "detections_in",
+            topic,
             lambda msg: on_prompts(prompts_from_detections(msg)),
             10,
             callback_group=callback_group,
-            event_callbacks=subscription_events(self._node, "detections_in", self._counters),
+            event_callbacks=subscription_events(self._node, topic, self._counters),
         )
 
     def unsubscribe(self) -> None:

@@ -24,6 +24,7 @@ from pam_ros.geometry import Estimator3DConfig, Object3D, estimate_object_3d, no
 from pam_ros.geometry.object_3d import NO_DEPTH
 from pam_ros.node.depth_intake import DepthCache
 from pam_ros.node.overlay import color_for
+from pam_ros.node.topics import camera_topic
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,9 @@ def fill_tracked_object(msg, state: Object3D, frame_id: str) -> None:
 
 
 class Objects3DOutputs:
-    def __init__(self, node, cache: DepthCache, params) -> None:
+    def __init__(self, node, cache: DepthCache, params, camera: str = "") -> None:
         self._node = node
+        self.camera = camera
         self.cache = cache
         self._slop_ns = int(params.depth_slop_s * 1e9)
         self._estimator = Estimator3DConfig(
@@ -71,12 +73,16 @@ class Objects3DOutputs:
         self.target_frame_failures = 0
         self.target_frame_error = ""
         log = node.get_logger()
-        self.markers_pub = node.create_publisher(MarkerArray, "markers_3d", 10)
+        self.markers_pub = node.create_publisher(
+            MarkerArray, camera_topic(camera, "markers_3d"), 10
+        )
         self.detections_pub = None
         try:
             from vision_msgs.msg import Detection3DArray
 
-            self.detections_pub = node.create_publisher(Detection3DArray, "detections_3d", 10)
+            self.detections_pub = node.create_publisher(
+                Detection3DArray, camera_topic(camera, "detections_3d"), 10
+            )
         except ImportError as error:
             log.warning(f"vision_msgs not installed ({error}): detections_3d is off")
         self._broadcaster = self._tf_buffer = self._tf_listener = None
@@ -147,7 +153,7 @@ class Objects3DOutputs:
                 transform = TransformStamped()
                 transform.header.stamp = header.stamp
                 transform.header.frame_id = frame_id
-                transform.child_frame_id = f"{self._tf_prefix}{oid}"
+                transform.child_frame_id = f"{self._tf_prefix}{oid.replace('/', '_')}"
                 px, py, pz = state.position
                 transform.transform.translation = Vector3(x=px, y=py, z=pz)
                 transform.transform.rotation.w = 1.0
@@ -270,7 +276,7 @@ class Objects3DOutputs:
     def diagnostic_status(self, node_name: str) -> DiagnosticStatus:
         counters = self.cache.snapshot()
         status = DiagnosticStatus()
-        status.name = f"{node_name}: depth"
+        status.name = f"{node_name}: depth" + (f" {self.camera}" if self.camera else "")
         status.hardware_id = node_name
         problems = (
             counters.bad_depth
@@ -303,7 +309,7 @@ class Objects3DOutputs:
 # ---- hooks for the node ---------------------------------------------------------------------
 
 
-def start_3d(node, params, qos, cache: DepthCache, callback_group=None):
+def start_3d(node, params, qos, cache: DepthCache, callback_group=None, camera: str = ""):
     """On activate: (DepthIntake, Objects3DOutputs) when depth.enabled and message_filters is
     here, else (None, None) with a log line saying why."""
     from pam_ros.node.depth_intake import DepthIntake
@@ -312,15 +318,22 @@ def start_3d(node, params, qos, cache: DepthCache, callback_group=None):
         return None, None
     cache.clear()
     intake = DepthIntake(
-        node, cache, params.depth_slop_s, params.depth_metres_per_unit, qos, callback_group
+        node,
+        cache,
+        params.depth_slop_s,
+        params.depth_metres_per_unit,
+        qos,
+        callback_group,
+        camera,
     )
     if not intake.available:
         node.get_logger().error(f"depth.enabled but {intake.reason}")
         return None, None
-    outputs = Objects3DOutputs(node, cache, params)
+    outputs = Objects3DOutputs(node, cache, params, camera)
     node.get_logger().info(
         f"depth: pairing {intake.topics[0]} with {intake.topics[1]} "
-        f"(slop {params.depth_slop_s} s); 3D on detections_3d, markers_3d"
+        f"(slop {params.depth_slop_s} s); 3D on {camera_topic(camera, 'detections_3d')}, "
+        f"{camera_topic(camera, 'markers_3d')}"
         + (f", TF {params.tf_prefix}<id>" if params.tf_enabled else "")
     )
     return intake, outputs

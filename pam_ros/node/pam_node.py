@@ -1,25 +1,31 @@
-"""The pam_ros lifecycle node: camera in, tracked masks and throttled semantics out.
+"""The pam_ros lifecycle node: cameras in, tracked masks and throttled semantics out.
 
     ros2 run pam_ros pam_node --ros-args --params-file config/pam.yaml
 
-A thin adapter between ROS and the two model libraries (`pam_ros.tracking`,
-`pam_ros.semantics`). Lifecycle (managed node, started configured + active when `autostart`):
+A thin adapter between ROS and the ROS-free libraries (`pam_ros.tracking`, `pam_ros.semantics`,
+`pam_ros.pipeline`). Lifecycle (managed node, started configured + active when `autostart`):
 
-- configure: build the tracker and the semantic engine from the parameters. Missing weights
-  log a clear error and return FAILURE: the node stays up, unconfigured, and keeps answering
-  services (with "not active") and /diagnostics.
-- activate: subscribe to the image (`image` or `image/compressed`), `click` and `boxes`, start
-  the tracking worker and the semantics worker; lifecycle publishers go live.
+- configure: build ONE tracker model and ONE semantic engine for all cameras from the
+  parameters. Missing weights log a clear error and return FAILURE: the node stays up,
+  unconfigured, and keeps answering services (with "not active") and /diagnostics.
+- activate: subscribe to every camera's image, click, boxes (and depth), start the tracking
+  worker and the semantics worker; lifecycle publishers go live.
 - deactivate: unsubscribe, stop both workers, free cached GPU memory (objects are kept).
 - cleanup / shutdown: release both models (their `.release()` frees device memory).
 
-Threads: the image callback only stores the message in a one-slot mailbox (`LatestFrameSlot`);
-a dedicated tracking thread converts and tracks the newest frame and publishes the results, so
-the node never works through a backlog. The semantics worker (`SemanticsScheduler`) runs the
-perceiver-LLM at `semantic_rate_hz` without ever blocking tracking. Services each have their
-own callback group on a MultiThreadedExecutor.
+Cameras (`cameras` parameter): the default is one unnamed camera with the topics below. Named
+cameras (`cameras: [head, wrist]`) each have these topics under their name (`head/image`,
+`head/tracked_objects`, ...) and object ids that name them (`head/1`); one SAM 2 model serves
+them all, frames waiting on several cameras share one batched encoder pass, and one semantics
+worker takes turns between them. Per-camera I/O is `pam_ros.node.camera_io`.
 
-Topics (node-relative, remap as usual):
+Threads: image callbacks only store the message in the camera's one-slot mailbox
+(`LatestFrameSlot`); a dedicated tracking thread converts and tracks the newest frame of every
+camera and publishes the results, so the node never works through a backlog. The semantics
+worker (`SemanticsScheduler`) runs the perceiver-LLM at `semantic_rate_hz` without ever blocking
+tracking. Services each have their own callback group on a multi-threaded executor.
+
+Topics (node-relative, per camera, remap as usual):
   in:  image (sensor_msgs/Image) | image/compressed (sensor_msgs/CompressedImage)
        click (geometry_msgs/PointStamped, x/y in image pixels): add an object at the point
        boxes (sensor_msgs/RegionOfInterest, pixels): add an object per box from an upstream
@@ -28,9 +34,9 @@ Topics (node-relative, remap as usual):
   out: tracked_objects (pam_ros/TrackedObjectArray, on the source image header)
        detections (vision_msgs/Detection2DArray, on the source header; pam_ros.node.detections)
        overlay (sensor_msgs/Image, on the source header, at overlay_rate_hz)
-       markers (visualization_msgs/MarkerArray), /diagnostics (diagnostic_msgs/DiagnosticArray)
-Services: add_object (pam_ros/AddObject), remove_object (pam_ros/RemoveObject),
-          reset (std_srvs/Trigger), describe (pam_ros/Describe)
+       markers (visualization_msgs/MarkerArray); node-wide: /diagnostics
+Services: add_object (pam_ros/AddObject, `camera` field), remove_object (pam_ros/RemoveObject),
+          reset (std_srvs/Trigger), describe (pam_ros/Describe), find_objects, describe_object
 """
 
 from __future__ import annotations
@@ -44,41 +50,21 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
+from sensor_msgs.msg import RegionOfInterest
 from std_srvs.srv import Trigger
-from visualization_msgs.msg import MarkerArray
 
 from pam_ros.memory import give_back_memory
-from pam_ros.msg import TrackedObjectArray
 from pam_ros.node import detections, message_builders, outputs_3d
-from pam_ros.node.depth_intake import DepthCache
+from pam_ros.node.camera_io import CameraIO, PendingFrame, camera_status
 from pam_ros.node.health import ERROR_WINDOW_PERIODS, ErrorWindow
-from pam_ros.node.image_conversion import (
-    ImageConversionError,
-    UnsupportedEncodingError,
-    compressed_msg_to_rgb,
-    image_msg_to_rgb,
-    rgb_to_image_msg,
-)
-from pam_ros.node.image_intake import (
-    DeliveryCounters,
-    IntakeConfig,
-    QosMatchedSubscription,
-    fixed_qos,
-    publisher_events,
-    subscription_events,
-)
-from pam_ros.node.latest_frame import LatestFrameSlot
+from pam_ros.node.image_intake import DeliveryCounters
 from pam_ros.node.lifecycle import TransitionGuard
 from pam_ros.node.message_builders import NodeHealth, stamp_to_ns
-from pam_ros.node.overlay import OverlayObject, draw_overlay
 from pam_ros.node.parameters import (
     MAX_BATCH_SIZE_LIMIT,
     NodeParameters,
@@ -90,15 +76,20 @@ from pam_ros.node.runner import run_node
 from pam_ros.node.semantic_services import DescribeObjectAction, FindObjectsService
 from pam_ros.node.semantics_scheduler import (
     DescribeFailedError,
-    ObjectObservation,
     SchedulerConfig,
     SchedulerError,
     SemanticsScheduler,
 )
+from pam_ros.pipeline import (
+    BOX_DUPLICATE_IOU,
+    CameraPipelines,
+    PipelineConfig,
+    UnknownCameraError,
+    box_iou,
+)
 from pam_ros.srv import AddObject, Describe, RemoveObject
 
 NODE_NAME = "pam_ros"
-BOX_DUPLICATE_IOU = 0.5  # a `boxes` message overlapping a tracked object more than this is skipped
 WORKER_POLL_S = 0.2
 # Tracking, semantics and the executor's callbacks share one interpreter. With Python's default
 # 5 ms GIL switch interval a thread woken for an image or a service call can wait many
@@ -111,34 +102,20 @@ class NodeNotActiveError(RuntimeError):
     """A service or prompt arrived while the node is not active."""
 
 
-@dataclass
-class NodeCounters:
-    frames_received: int = 0  # image messages that reached the callback
-    frames_skipped: int = 0  # not tracked because of track_every_n
-    frames_rejected: int = 0  # unsupported encoding, zero size, too large, malformed
-    frames_tracked: int = 0
-    tracking_errors: int = 0  # the tracker raised on a frame
-    last_error: str = ""
-
-
 @dataclass(frozen=True)
 class FrameTimings:
-    """Where one tracked frame's time went (seconds, perf_counter)."""
+    """Where one tracking step's time went (seconds, perf_counter); a step tracks the frames
+    waiting on every camera together."""
 
     convert_s: float  # ROS image → RGB numpy
     track_s: float  # the tracker (the model)
-    publish_s: float  # scheduler hand-over, message building, overlay, publishing
+    publish_s: float  # scheduler hand-over, message building, publishing
+    frames: int = 1  # camera frames in the step
 
     @property
     def overhead_fraction(self) -> float:
         """The node's own work relative to the model's."""
         return (self.convert_s + self.publish_s) / self.track_s if self.track_s > 0 else 0.0
-
-
-@dataclass(frozen=True)
-class _PendingFrame:
-    msg: Image | CompressedImage
-    arrival: float  # time.monotonic() when the callback stored it
 
 
 def _resolve_device(device: str) -> str:
@@ -149,15 +126,6 @@ def _resolve_device(device: str) -> str:
     return device
 
 
-def _box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    ix0, iy0, ix1, iy1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0, ix1 - ix0) * max(0, iy1 - iy0)
-    area_a = (a[2] - a[0]) * (a[3] - a[1])
-    area_b = (b[2] - b[0]) * (b[3] - b[1])
-    union = area_a + area_b - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _never_raises(callback):
     """Service/topic callbacks must not raise: an exception would stop the whole executor.
 
@@ -166,15 +134,13 @@ def _never_raises(callback):
     """
 
     @functools.wraps(callback)
-    def guarded(self, request, response=None):
+    def guarded(self, *args):  # (request, response) of a service, (msg) or (camera, msg)
         try:
-            if response is None:
-                return callback(self, request)
-            return callback(self, request, response)
+            return callback(self, *args)
         except Exception as exc:
             self.get_logger().error(f"{callback.__name__} failed: {exc!r}")
-            with self._counters_lock:
-                self.counters.last_error = f"{callback.__name__}: {exc!r}"
+            self.last_error = f"{callback.__name__}: {exc!r}"
+            response = args[-1] if args and hasattr(args[-1], "success") else None
             if response is not None:
                 response.success, response.message = False, f"internal error: {exc!r}"
             return response
@@ -207,22 +173,18 @@ class PamNode(LifecycleNode):
         self.shutting_down = threading.Event()
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        self.tracker = None  # pam_ros.tracking.StreamingTracker after configure
+        self.tracker = None  # pam_ros.tracking.MultiStreamTracker after configure
+        self.pipelines: CameraPipelines | None = None  # one FramePipeline per camera
         self.engine = None  # pam_ros.semantics.SemanticEngine after configure (or None)
         self.scheduler: SemanticsScheduler | None = None
         self.device = "cpu"
-        self.counters = NodeCounters()
-        self.slot = LatestFrameSlot()
+        self.last_error = ""  # the newest error of the node itself (configure, services)
+        self._frames_ready = threading.Event()  # set by every camera's image callback
+        self.cameras: dict[str, CameraIO] = {
+            name: CameraIO(self, name, self._frames_ready) for name in self.params.cameras
+        }
         self.timings: deque[FrameTimings] = deque(maxlen=1000)  # newest last
-        self._tracker_lock = threading.Lock()  # the tracker is used by the worker and services
-        self._counters_lock = threading.Lock()
-        self._names: dict[str, str] = {}  # object id → human name
-        self._frame_size: tuple[int, int] | None = None  # (width, height) of the last frame
-        self._last_stamp_ns = 0
-        self._last_latency = 0.0
-        # The newest tracked frame for the overlay timer: (header, frame, result, semantics).
-        self._overlay_input: tuple | None = None
-        self._overlay_lock = threading.Lock()
+        self._models_lock = threading.Lock()  # swapping the models (configure / cleanup)
         self._overlay_timer = None
         self.overlay_render_s: deque[float] = deque(maxlen=1000)
         self._rate_window: tuple[float, int] = (time.monotonic(), 0)
@@ -230,13 +192,7 @@ class PamNode(LifecycleNode):
         self._qos_window = ErrorWindow(ERROR_WINDOW_PERIODS * self.params.diagnostics_period_s)
         self._stop_worker = threading.Event()
         self._worker: threading.Thread | None = None
-        self._inputs: list = []
-        self._image_intake: QosMatchedSubscription | None = None
-        self._detections: detections.DetectionsIO | None = None  # vision_msgs topics
         self.delivery = DeliveryCounters()  # QoS events of all subscriptions and publishers
-        self._outputs: dict[str, object] = {}
-        self.depth_cache = DepthCache()  # depth pairs by stamp (depth.enabled)
-        self._depth_intake = self.outputs_3d = None
 
         self._image_group = MutuallyExclusiveCallbackGroup()
         self._prompt_group = MutuallyExclusiveCallbackGroup()
@@ -244,24 +200,15 @@ class PamNode(LifecycleNode):
         self._overlay_group = MutuallyExclusiveCallbackGroup()
         # Services live for the node's whole life (answering "not active" when not active),
         # each in its own group so a slow describe never holds up add/remove/reset.
-        self.create_service(
-            AddObject,
-            "add_object",
-            self._on_add_object,
-            callback_group=MutuallyExclusiveCallbackGroup(),
-        )
-        self.create_service(
-            RemoveObject,
-            "remove_object",
-            self._on_remove_object,
-            callback_group=MutuallyExclusiveCallbackGroup(),
-        )
-        self.create_service(
-            Trigger, "reset", self._on_reset, callback_group=MutuallyExclusiveCallbackGroup()
-        )
-        self.create_service(
-            Describe, "describe", self._on_describe, callback_group=MutuallyExclusiveCallbackGroup()
-        )
+        for srv_type, name, callback in (
+            (AddObject, "add_object", self._on_add_object),
+            (RemoveObject, "remove_object", self._on_remove_object),
+            (Trigger, "reset", self._on_reset),
+            (Describe, "describe", self._on_describe),
+        ):
+            self.create_service(
+                srv_type, name, callback, callback_group=MutuallyExclusiveCallbackGroup()
+            )
         self._find_objects = FindObjectsService(
             self, lambda: self.scheduler, self._not_active_reason
         )
@@ -283,11 +230,30 @@ class PamNode(LifecycleNode):
         """'unconfigured', 'inactive', 'active', 'finalized' (or a transition state)."""
         return self._state_machine.current_state[1]
 
-    def _require_active(self) -> None:
+    def camera(self, name: str | None = None) -> CameraIO:
+        """A camera by name; None: the only camera (UnknownCameraError otherwise)."""
+        if name is None and len(self.cameras) == 1:
+            return next(iter(self.cameras.values()))
+        if name not in self.cameras:
+            cameras = ", ".join(repr(n) for n in self.cameras)
+            raise UnknownCameraError(f"unknown camera {name!r}; cameras: {cameras}")
+        return self.cameras[name]
+
+    @property
+    def object_ids(self) -> list[str]:
+        """Every tracked object id, camera by camera."""
+        pipelines = self.pipelines
+        return pipelines.object_ids if pipelines is not None else []
+
+    def _require_active(self) -> CameraPipelines:
         if self.shutting_down.is_set():
             raise NodeNotActiveError("pam_ros is shutting down")
         if self.lifecycle_state != "active":
             raise NodeNotActiveError(f"pam_ros is {self.lifecycle_state}, not active")
+        pipelines = self.pipelines
+        if pipelines is None:
+            raise NodeNotActiveError("pam_ros has no tracker (not configured)")
+        return pipelines
 
     def _not_active_reason(self) -> str | None:
         try:
@@ -301,46 +267,58 @@ class PamNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         params = self.params
         self.get_logger().info("configuring: loading the models")
+        tracker = engine = scheduler = None
         try:
+            self._check_camera_topics()
             self.device = _resolve_device(params.device)
-            self.tracker = self._build_tracker(params)
+            tracker = self._build_tracker(params)
             if params.semantics_enabled:
-                self.engine = self._build_engine(params)
-                self.scheduler = SemanticsScheduler(
-                    self.engine, scheduler_config(params), log_error=self._log_semantics_error
+                engine = self._build_engine(params)
+                scheduler = SemanticsScheduler(
+                    engine, scheduler_config(params), log_error=self._log_semantics_error
                 )
+            pipelines = CameraPipelines(
+                tracker, list(self.cameras), scheduler, PipelineConfig(params.max_objects)
+            )
         except Exception as exc:  # missing weights, bad checkpoint, out of memory ...
             self.get_logger().error(f"configure failed, the node stays unconfigured: {exc}")
-            with self._counters_lock:
-                self.counters.last_error = f"configure failed: {exc}"
-            self._release_models()
+            self.last_error = f"configure failed: {exc}"
+            for model in (tracker, engine):
+                if model is not None:
+                    model.release()
+            tracker = engine = scheduler = None
+            give_back_memory(self.device)
             return TransitionCallbackReturn.FAILURE
-        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        latest = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-        self._outputs = {
-            "tracked_objects": self.create_lifecycle_publisher(
-                TrackedObjectArray, "tracked_objects", reliable,
-                event_callbacks=publisher_events(self, "tracked_objects", self.delivery),
-            ),
-            "overlay": self.create_lifecycle_publisher(
-                Image, "overlay", latest,
-                event_callbacks=publisher_events(self, "overlay", self.delivery),
-            ),
-            "markers": self.create_lifecycle_publisher(
-                MarkerArray, "markers", reliable,
-                event_callbacks=publisher_events(self, "markers", self.delivery),
-            ),
-        }  # fmt: skip
-        self._detections = detections.DetectionsIO.create(self, self.delivery)
+        with self._models_lock:
+            self.tracker, self.engine, self.scheduler = tracker, engine, scheduler
+            self.pipelines = pipelines
+            for name, camera in self.cameras.items():
+                camera.pipeline = pipelines.camera(name)
+        for camera in self.cameras.values():
+            camera.create_outputs(self.delivery)
         semantics = self.engine.model_name if self.engine is not None else "disabled"
+        cameras = ", ".join(self.cameras) if len(self.cameras) > 1 or params.cameras[0] else "1"
         self.get_logger().info(
             f"configured: SAM 2.1-{params.tracker_model_size} @ {params.tracker_image_size} px "
-            f"on {self.device}, semantics: {semantics}"
+            f"on {self.device}, semantics: {semantics}, cameras: {cameras}"
         )
         return TransitionCallbackReturn.SUCCESS
 
+    def _check_camera_topics(self) -> None:
+        """Two cameras on one topic would track every frame twice as two cameras: refuse."""
+        kind = "image/compressed" if self.params.use_compressed else "image"
+        seen: dict[str, str] = {}
+        for camera in self.cameras.values():
+            topic = self.resolve_topic_name(camera.topic(kind))
+            if topic in seen:
+                raise ValueError(
+                    f"cameras {seen[topic]!r} and {camera.name!r} both subscribe to {topic}: "
+                    "remap each camera's image to its own topic"
+                )
+            seen[topic] = camera.name
+
     def _build_tracker(self, params: NodeParameters):
-        from pam_ros.tracking import StreamingTracker, TrackerConfig
+        from pam_ros.tracking import MultiStreamTracker, TrackerConfig
 
         config = TrackerConfig(
             model_size=params.tracker_model_size,
@@ -357,7 +335,7 @@ class PamNode(LifecycleNode):
         )
         if params.tracker_random_weights:
             self.get_logger().warning("tracker.random_weights: SAM 2 has RANDOM weights")
-        return StreamingTracker.from_config(config)
+        return MultiStreamTracker.from_config(config)
 
     def _build_engine(self, params: NodeParameters):
         from pam_ros.semantics import GenerationSettings, SemanticEngine
@@ -380,42 +358,17 @@ class PamNode(LifecycleNode):
         return engine
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        params = self.params
-        intake = IntakeConfig(reliability=params.qos_reliability, depth=params.qos_depth)
-        if params.use_compressed:
-            self._image_intake = QosMatchedSubscription(
-                self, CompressedImage, "image/compressed", self._on_image, intake,
-                self.delivery, callback_group=self._image_group,
-            )  # fmt: skip
-        else:
-            self._image_intake = QosMatchedSubscription(
-                self, Image, "image", self._on_image, intake,
-                self.delivery, callback_group=self._image_group,
-            )  # fmt: skip
-        self._inputs = [
-            self.create_subscription(
-                PointStamped,
-                "click",
-                self._on_click,
-                10,
-                callback_group=self._prompt_group,
-                event_callbacks=subscription_events(self, "click", self.delivery),
-            ),
-            self.create_subscription(
-                RegionOfInterest,
-                "boxes",
-                self._on_box,
-                10,
-                callback_group=self._prompt_group,
-                event_callbacks=subscription_events(self, "boxes", self.delivery),
-            ),
-        ]
-        if self._detections is not None:
-            self._detections.subscribe(self._on_detection_prompts, self._prompt_group)
-        self._depth_intake, self.outputs_3d = outputs_3d.start_3d(
-            self, params, fixed_qos(intake), self.depth_cache, self._image_group
-        )
-        self.slot.reopen()
+        groups = (self._image_group, self._prompt_group)
+        for camera in self.cameras.values():
+            camera.subscribe(
+                self.params,
+                self.delivery,
+                lambda msg, c=camera: c.receive(msg, self.params.track_every_n),
+                lambda msg, c=camera: self._on_click(c, msg),
+                lambda msg, c=camera: self._on_box(c, msg),
+                lambda prompts, c=camera: self._on_detection_prompts(c, prompts),
+                groups,
+            )
         self._stop_worker.clear()
         self._worker = threading.Thread(
             target=self._tracking_loop, name="pam_tracking", daemon=True
@@ -424,7 +377,8 @@ class PamNode(LifecycleNode):
         if self.scheduler is not None:
             self.scheduler.start()
         self._restart_overlay_timer()
-        self.get_logger().info(f"active: listening on {self._image_intake.describe()}")
+        listening = ", ".join(c.image_intake.describe() for c in self.cameras.values())
+        self.get_logger().info(f"active: listening on {listening}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -448,49 +402,40 @@ class PamNode(LifecycleNode):
         if self._overlay_timer is not None:
             self.destroy_timer(self._overlay_timer)
             self._overlay_timer = None
-        with self._overlay_lock:
-            self._overlay_input = None
-        if self._image_intake is not None:
-            self._image_intake.destroy()
-            self._image_intake = None
-        for subscription in self._inputs:
-            self.destroy_subscription(subscription)
-        self._inputs = []
-        outputs_3d.stop_3d(self._depth_intake, self.outputs_3d)
-        self._depth_intake = self.outputs_3d = None
+        for camera in self.cameras.values():
+            camera.unsubscribe()
         self._stop_worker.set()
-        self.slot.close()
+        self._frames_ready.set()
         if self._worker is not None:
             self._worker.join(timeout=60.0)
             self._worker = None
-        if self._detections is not None:
-            self._detections.unsubscribe()
-        self.slot.clear()
+        for camera in self.cameras.values():
+            camera.slot.clear()
         if self.scheduler is not None:
             self.scheduler.stop()
 
     def _teardown(self) -> None:
         self._stop_workers()
-        for publisher in self._outputs.values():
-            self.destroy_lifecycle_publisher(publisher)
-        if self._detections is not None:
-            self._detections.destroy()
-            self._detections = None
-        self._outputs = {}
+        for camera in self.cameras.values():
+            camera.destroy_outputs()
         self._release_models()
 
     def _release_models(self) -> None:
         if self.scheduler is not None:
             self.scheduler.stop()
-        with self._tracker_lock:
-            if self.tracker is not None:
+        with self._models_lock:
+            pipelines = self.pipelines
+            self.pipelines = None
+            for camera in self.cameras.values():
+                camera.pipeline = None
+            if pipelines is not None:
+                with pipelines.lock:  # a prompt being answered finishes first
+                    self.tracker.release()
+            elif self.tracker is not None:
                 self.tracker.release()
             if self.engine is not None:
                 self.engine.release()
             self.tracker, self.engine, self.scheduler = None, None, None
-            self._names.clear()
-            self._frame_size = None
-        self._overlay_input = None  # the last frame, result and semantics
         give_back_memory(self.device)  # gc, CUDA cache, glibc heap (pam_ros/memory.py)
 
     def _free_cached_device_memory(self) -> None:
@@ -507,7 +452,9 @@ class PamNode(LifecycleNode):
         self.shutting_down.set()
         self.lifecycle_guard.refusing_reason = "pam_ros is shutting down"
         self._stop_worker.set()
-        self.slot.close()
+        self._frames_ready.set()
+        for camera in self.cameras.values():
+            camera.slot.close()
 
     def destroy_node(self) -> None:
         self._teardown()
@@ -530,6 +477,12 @@ class PamNode(LifecycleNode):
         self.params = updated
         if self.scheduler is not None:
             self.scheduler.update_config(config)
+        if "max_objects" in values and (pipelines := self.pipelines) is not None:
+            for name in pipelines.names:
+                pipeline = pipelines.camera(name)
+                pipeline.config = dataclasses.replace(
+                    pipeline.config, max_objects=updated.max_objects
+                )
         if "overlay_rate_hz" in values:
             self._restart_overlay_timer()
         if "diagnostics_period_s" in values:
@@ -542,142 +495,76 @@ class PamNode(LifecycleNode):
             )
         return SetParametersResult(successful=True)
 
-    # ---- images -------------------------------------------------------------------------
-
-    def _on_image(self, msg: Image | CompressedImage) -> None:
-        """Store only; the tracking thread does the work on the newest frame."""
-        with self._counters_lock:
-            self.counters.frames_received += 1
-            received = self.counters.frames_received
-            if (received - 1) % self.params.track_every_n:
-                self.counters.frames_skipped += 1
-                return
-        self.slot.put(_PendingFrame(msg, time.monotonic()))
+    # ---- frames -------------------------------------------------------------------------
 
     def _tracking_loop(self) -> None:
+        """Track the newest frame of every camera that has one, together, until stopped."""
         while not self._stop_worker.is_set():
-            pending = self.slot.take(timeout=WORKER_POLL_S)
-            if pending is None:
+            if not self._frames_ready.wait(WORKER_POLL_S):
                 continue
-            try:
+            self._frames_ready.clear()
+            pending = {}
+            for name, camera in self.cameras.items():
+                frame = camera.slot.take(timeout=0)
+                if frame is not None:
+                    pending[name] = frame
+            if pending and not self._stop_worker.is_set():
                 self._process(pending)
-            except Exception as exc:  # never let one bad frame or model error stop tracking
-                if self._stop_worker.is_set():  # stopping: outputs may already be gone
-                    self.get_logger().debug(f"frame abandoned while stopping: {exc!r}")
-                    break
-                with self._counters_lock:
-                    self.counters.tracking_errors += 1
-                    self.counters.last_error = f"tracking failed: {exc!r}"
-                self.get_logger().error(
-                    f"tracking failed on a frame, continuing: {exc!r}", throttle_duration_sec=5.0
-                )
 
-    def _convert(self, msg: Image | CompressedImage) -> np.ndarray | None:
-        try:
-            if isinstance(msg, CompressedImage):
-                return compressed_msg_to_rgb(msg, self.params.max_image_pixels)
-            return image_msg_to_rgb(msg, self.params.max_image_pixels)
-        except ImageConversionError as exc:
-            with self._counters_lock:
-                self.counters.frames_rejected += 1
-                self.counters.last_error = f"frame rejected: {exc}"
-            if isinstance(exc, UnsupportedEncodingError):
-                self.get_logger().warning(f"dropping frames: {exc}", throttle_duration_sec=5.0)
-            else:
-                self.get_logger().warning(f"frame rejected: {exc}", throttle_duration_sec=5.0)
-            return None
-
-    def _process(self, pending: _PendingFrame) -> None:
+    def _process(self, pending: dict[str, PendingFrame]) -> None:
+        """Convert, track (one batched encoder pass), hand to semantics, publish."""
         started = time.perf_counter()
-        frame = self._convert(pending.msg)  # (H, W, 3) RGB uint8
-        if frame is None:
+        params = self.params
+        frames = {}
+        for name, item in pending.items():
+            frame = self.cameras[name].convert(item.msg, params.max_image_pixels)
+            if frame is not None:  # (H, W, 3) RGB uint8
+                frames[name] = (frame, stamp_to_ns(item.msg.header.stamp))
+        pipelines = self.pipelines
+        if not frames or pipelines is None:
             return
-        converted = time.perf_counter()
-        header = pending.msg.header
-        stamp_ns = stamp_to_ns(header.stamp)
-        with self._tracker_lock:
-            if self.tracker is None:
+        tracking = time.perf_counter()
+        try:
+            outputs = pipelines.process(frames)
+        except Exception as exc:  # never let one bad frame or model error stop tracking
+            if self._stop_worker.is_set():  # stopping: the models may already be gone
+                self.get_logger().debug(f"frame abandoned while stopping: {exc!r}")
                 return
-            tracking = time.perf_counter()
-            result = self.tracker.track(frame, stamp_ns=stamp_ns)
-            tracked = time.perf_counter()
-            self._frame_size = (frame.shape[1], frame.shape[0])
-            self._last_stamp_ns = stamp_ns
-            observations = self._observations(result)
-            names = dict(self._names)
-        if self.scheduler is not None:
-            self.scheduler.observe(stamp_ns, observations)
-        semantics = self.scheduler.all_semantics() if self.scheduler is not None else {}
+            for name in frames:
+                self.cameras[name].count_error("tracking_errors", f"tracking failed: {exc!r}")
+            self.get_logger().error(
+                f"tracking failed on a frame, continuing: {exc!r}", throttle_duration_sec=5.0
+            )
+            return
+        tracked = time.perf_counter()
         if self._stop_worker.is_set():  # deactivating or shutting down: nothing goes out
             return
-        self._publish_outputs(pending, header, frame, result, names, semantics)
+        for name, output in outputs.items():
+            item = pending[name]
+            self.cameras[name].publish(output, item.msg.header, item.arrival, params)
         finished = time.perf_counter()
-        with self._counters_lock:
-            self.counters.frames_tracked += 1
-            self._last_latency = time.monotonic() - pending.arrival
         self.timings.append(
             FrameTimings(
-                convert_s=converted - started,
+                convert_s=tracking - started,
                 track_s=tracked - tracking,
                 publish_s=finished - tracked,
+                frames=len(outputs),
             )
         )
-
-    def _publish_outputs(self, pending, header, frame, result, names, semantics) -> None:
-        params = self.params
-        latency = time.monotonic() - pending.arrival
-        tracked = message_builders.tracked_object_array(
-            header,
-            result,
-            (frame.shape[1], frame.shape[0]),
-            names,
-            semantics,
-            params.mask_layout,
-            latency,
-        )
-        outputs = self._outputs
-        tracked_pub, markers_pub = outputs.get("tracked_objects"), outputs.get("markers")
-        if tracked_pub is None or markers_pub is None:  # cleaned up while this frame ran
-            return
-        outputs_3d.publish_3d(self, self.outputs_3d, header, result, tracked, semantics)
-        tracked_pub.publish(tracked)
-        if (vision := self._detections) is not None:
-            vision.publish(header, result, names, semantics)
-        markers_pub.publish(
-            message_builders.marker_array(
-                header, result, semantics, params.marker_frame_id, params.marker_pixel_scale
-            )
-        )
-        if params.overlay_rate_hz > 0:
-            with self._overlay_lock:  # rendered by the overlay timer, off the tracking thread
-                self._overlay_input = (header, frame, result, semantics)
 
     def _publish_overlay(self) -> None:
-        """Overlay timer: draw the newest tracked frame once, on its source header."""
-        with self._overlay_lock:
-            latest, self._overlay_input = self._overlay_input, None
-        publisher = self._outputs.get("overlay")  # gone after cleanup
-        if latest is None or publisher is None:
-            return
-        started = time.perf_counter()
-        header, frame, result, semantics = latest
-        try:
-            objects = [
-                OverlayObject(
-                    oid,
-                    obj.mask,
-                    obj.box,
-                    obj.present,
-                    semantics[oid].category if oid in semantics else "",
+        """Overlay timer: draw each camera's newest tracked frame once."""
+        for camera in self.cameras.values():
+            started = time.perf_counter()
+            try:
+                drawn = camera.publish_overlay(
+                    self.params.overlay_alpha, self.params.overlay_encoding
                 )
-                for oid, obj in result.objects.items()
-            ]
-            canvas = draw_overlay(frame, objects, self.params.overlay_alpha)
-            publisher.publish(rgb_to_image_msg(canvas, header, self.params.overlay_encoding))
-        except Exception as exc:  # an exception here would stop the executor
-            self.get_logger().error(f"overlay failed: {exc!r}", throttle_duration_sec=5.0)
-            return
-        self.overlay_render_s.append(time.perf_counter() - started)
+            except Exception as exc:  # an exception here would stop the executor
+                self.get_logger().error(f"overlay failed: {exc!r}", throttle_duration_sec=5.0)
+                continue
+            if drawn:
+                self.overlay_render_s.append(time.perf_counter() - started)
 
     def _restart_overlay_timer(self) -> None:
         if self._overlay_timer is not None:
@@ -690,37 +577,32 @@ class PamNode(LifecycleNode):
                 callback_group=self._overlay_group,
             )
 
-    def _observations(self, result) -> list[ObjectObservation]:
-        """The scheduler's view of `result` (call with the tracker lock held)."""
-        return [
-            ObjectObservation(oid, self.tracker.latest_features(oid), obj.mask, obj.present)
-            for oid, obj in result.objects.items()
-        ]
-
     # ---- prompts ------------------------------------------------------------------------
 
-    def add_object(self, points, labels, box, object_id: str | None, name: str) -> str:
-        """Prompt a new object on the newest tracked frame. Raises ValueError-derived errors
-        (unknown frame, point outside the image, too many objects) or NodeNotActiveError."""
+    def _prompted_camera(self, camera: str, object_id: str | None) -> CameraIO:
+        """The camera a prompt is for: named, else the one its id names, else the only one."""
+        if camera:
+            return self.camera(camera)
+        if object_id and "/" in object_id and object_id.split("/", 1)[0] in self.cameras:
+            return self.cameras[object_id.split("/", 1)[0]]
+        if len(self.cameras) == 1:
+            return self.camera()
+        raise UnknownCameraError(
+            f"several cameras ({', '.join(self.cameras)}): say which in `camera` "
+            "(or give an id that begins with it, e.g. 'wrist/mug')"
+        )
+
+    def add_object(
+        self, points, labels, box, object_id: str | None, name: str, camera: str = ""
+    ) -> str:
+        """Prompt a new object on the camera's newest tracked frame. Raises ValueError-derived
+        errors (no frame yet, point outside the image, too many objects), KeyError-derived
+        ones (unknown camera) or NodeNotActiveError."""
         self._require_active()
-        with self._tracker_lock:
-            if self.tracker is None:
-                raise NodeNotActiveError("pam_ros has no tracker (not configured)")
-            if len(self.tracker.object_ids) >= self.params.max_objects:
-                raise ValueError(
-                    f"already tracking max_objects={self.params.max_objects} objects; "
-                    "remove one first"
-                )
-            new_id = self.tracker.add_object(
-                points=points or None, labels=labels or None, box=box, object_id=object_id
-            )
-            self._names[new_id] = name
-            result = self.tracker.last_result
-            observations = [obs for obs in self._observations(result) if obs.object_id == new_id]
-            stamp_ns = self._last_stamp_ns
-        if self.scheduler is not None:
-            self.scheduler.observe(stamp_ns, observations)
-        return new_id
+        pipeline = self._prompted_camera(camera, object_id).pipeline
+        if pipeline is None:
+            raise NodeNotActiveError("pam_ros has no tracker (not configured)")
+        return pipeline.add_object(points, labels, box, object_id, name)
 
     @_never_raises
     def _on_add_object(self, request: AddObject.Request, response: AddObject.Response):
@@ -735,8 +617,10 @@ class PamNode(LifecycleNode):
                 raise ValueError(f"{len(points)} points but {len(labels)} labels")
             if not points and box is None:
                 raise ValueError("give at least one point or set use_box")
-            response.id = self.add_object(points, labels, box, request.id or None, request.name)
-        except (ValueError, NodeNotActiveError) as exc:
+            response.id = self.add_object(
+                points, labels, box, request.id or None, request.name, request.camera
+            )
+        except (ValueError, KeyError, NodeNotActiveError) as exc:
             response.success, response.message = False, str(exc)
             self.get_logger().warning(f"add_object refused: {exc}")
             return response
@@ -744,40 +628,37 @@ class PamNode(LifecycleNode):
         return response
 
     @_never_raises
-    def _on_click(self, msg: PointStamped) -> None:
+    def _on_click(self, camera: CameraIO, msg: PointStamped) -> None:
+        point = (msg.point.x, msg.point.y)
         try:
-            new_id = self.add_object([(msg.point.x, msg.point.y)], [1], None, None, "")
+            new_id = self.add_object([point], [1], None, None, "", camera.name)
         except (ValueError, NodeNotActiveError) as exc:
-            self.get_logger().warning(f"click at ({msg.point.x}, {msg.point.y}) ignored: {exc}")
+            self.get_logger().warning(f"click at ({point[0]}, {point[1]}) ignored: {exc}")
             return
-        self.get_logger().info(f"click at ({msg.point.x:.0f}, {msg.point.y:.0f}) → {new_id!r}")
+        self.get_logger().info(f"click at ({point[0]:.0f}, {point[1]:.0f}) → {new_id!r}")
 
     @_never_raises
-    def _on_box(self, msg: RegionOfInterest) -> None:
+    def _on_box(self, camera: CameraIO, msg: RegionOfInterest) -> None:
         box = (msg.x_offset, msg.y_offset, msg.x_offset + msg.width, msg.y_offset + msg.height)
-        self._prompt_box(box, "")
+        self._prompt_box(camera, box, "")
 
     @_never_raises
-    def _on_detection_prompts(self, prompts: list[detections.DetectionPrompt]) -> None:
+    def _on_detection_prompts(
+        self, camera: CameraIO, prompts: list[detections.DetectionPrompt]
+    ) -> None:
         taken: list[tuple[int, int, int, int]] = []  # boxes of this message already prompted
         for prompt in prompts:  # `detections_in`: one object per new box, named by its class
-            if any(_box_iou(prompt.box, other) > BOX_DUPLICATE_IOU for other in taken):
+            if any(box_iou(prompt.box, other) > BOX_DUPLICATE_IOU for other in taken):
                 continue
             taken.append(prompt.box)
-            self._prompt_box(prompt.box, prompt.name)
+            self._prompt_box(camera, prompt.box, prompt.name)
 
-    def _prompt_box(self, box: tuple[int, int, int, int], name: str) -> None:
-        with self._tracker_lock:
-            last = self.tracker.last_result if self.tracker is not None else None
-            tracked_boxes = (
-                []
-                if last is None
-                else [obj.box for obj in last.objects.values() if obj.box is not None]
-            )
-        if any(_box_iou(box, tracked) > BOX_DUPLICATE_IOU for tracked in tracked_boxes):
+    def _prompt_box(self, camera: CameraIO, box: tuple[int, int, int, int], name: str) -> None:
+        pipeline = camera.pipeline
+        if pipeline is not None and pipeline.overlaps_tracked(box):
             return
         try:
-            new_id = self.add_object(None, None, box, None, name)
+            new_id = self.add_object(None, None, box, None, name, camera.name)
         except (ValueError, NodeNotActiveError) as exc:
             self.get_logger().warning(f"box {box} ignored: {exc}", throttle_duration_sec=5.0)
             return
@@ -786,12 +667,8 @@ class PamNode(LifecycleNode):
     @_never_raises
     def _on_remove_object(self, request: RemoveObject.Request, response: RemoveObject.Response):
         try:
-            self._require_active()
-            with self._tracker_lock:
-                self.tracker.remove_object(request.id)
-                self._names.pop(request.id, None)
-            if self.scheduler is not None:
-                self.scheduler.forget(request.id)
+            pipelines = self._require_active()
+            pipelines.camera_of(request.id).remove_object(request.id)
         except (KeyError, ValueError, NodeNotActiveError) as exc:
             response.success, response.message = False, str(exc)
             return response
@@ -801,24 +678,18 @@ class PamNode(LifecycleNode):
     @_never_raises
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
         try:
-            self._require_active()
+            pipelines = self._require_active()
         except NodeNotActiveError as exc:
             response.success, response.message = False, str(exc)
             return response
-        with self._tracker_lock:
-            count = len(self.tracker.object_ids)
-            self.tracker.reset()
-            self._names.clear()
-            self._frame_size = None
-        if self.scheduler is not None:
-            self.scheduler.reset()
+        count = pipelines.reset()
         response.success, response.message = True, f"reset: forgot {count} object(s)"
         return response
 
     @_never_raises
     def _on_describe(self, request: Describe.Request, response: Describe.Response):
         kind = request.kind or Describe.Request.KIND_CATEGORY
-        outputs_3d.fill_describe_response(response, self.outputs_3d, request.id)
+        outputs_3d.fill_describe_response(response, self._outputs_3d_of(request.id), request.id)
         try:
             self._require_active()
             if self.scheduler is None:
@@ -839,43 +710,63 @@ class PamNode(LifecycleNode):
         response.latency = float(answer.latency)
         return response
 
+    def _outputs_3d_of(self, object_id: str):
+        """The 3D outputs of the camera tracking `object_id` (None: none or depth off)."""
+        pipelines = self.pipelines
+        if pipelines is None:
+            return None
+        try:
+            return self.cameras[pipelines.camera_of(object_id).camera].outputs_3d
+        except KeyError:
+            return None
+
     def _log_semantics_error(self, message: str) -> None:
         self.get_logger().error(message, throttle_duration_sec=5.0)
 
     # ---- diagnostics --------------------------------------------------------------------
 
     def health(self) -> NodeHealth:
+        """The node's state, every camera summed."""
         now = time.monotonic()
-        with self._counters_lock:
-            counters = dataclasses.replace(self.counters)
-            window_start, window_frames = self._rate_window
-            elapsed = now - window_start
-            rate = (counters.frames_tracked - window_frames) / elapsed if elapsed > 0 else 0.0
-            self._rate_window = (now, counters.frames_tracked)
-            latency = self._last_latency
+        cameras = list(self.cameras.values())
+        totals: dict[str, int] = {}
+        last_errors = []
+        for camera in cameras:
+            with camera.counters_lock:
+                for key, value in vars(camera.counters).items():
+                    if isinstance(value, int):
+                        totals[key] = totals.get(key, 0) + value
+                if camera.counters.last_error:
+                    last_errors.append(camera.counters.last_error)
+        window_start, window_frames = self._rate_window
+        elapsed = now - window_start
+        tracked = totals["frames_tracked"]
+        rate = (tracked - window_frames) / elapsed if elapsed > 0 else 0.0
+        self._rate_window = (now, tracked)
         scheduler = self.scheduler
         stats = scheduler.stats if scheduler is not None else None
-        tracker = self.tracker
         gpu_mb = 0.0
         if self.device.startswith("cuda"):
             import torch
 
             gpu_mb = torch.cuda.memory_allocated() / 2**20
         semantic_errors = stats.engine_errors if stats else 0
-        last_error = counters.last_error or (stats.last_error if stats else "")
+        last_error = (
+            self.last_error or next(iter(last_errors), "") or (stats.last_error if stats else "")
+        )
         self._error_window.window_s = ERROR_WINDOW_PERIODS * self.params.diagnostics_period_s
         recent = self._error_window.update(
-            now, counters.frames_rejected + counters.tracking_errors + semantic_errors, last_error
+            now, totals["frames_rejected"] + totals["tracking_errors"] + semantic_errors, last_error
         )
         return NodeHealth(
             state=self.lifecycle_state,
             frame_rate_hz=rate,
-            tracking_latency_s=latency,
-            frames_received=counters.frames_received,
-            frames_dropped=self.slot.counters.dropped,
-            frames_rejected=counters.frames_rejected,
-            tracking_errors=counters.tracking_errors,
-            objects=len(tracker.object_ids) if tracker is not None else 0,
+            tracking_latency_s=max(camera.latency_s for camera in cameras),
+            frames_received=totals["frames_received"],
+            frames_dropped=sum(camera.slot.counters.dropped for camera in cameras),
+            frames_rejected=totals["frames_rejected"],
+            tracking_errors=totals["tracking_errors"],
+            objects=len(self.object_ids),
             semantic_queue_depth=scheduler.queue_depth() if scheduler is not None else 0,
             semantic_calls=stats.engine_calls if stats else 0,
             semantic_errors=semantic_errors,
@@ -888,29 +779,35 @@ class PamNode(LifecycleNode):
 
     def _delivery_health(self) -> dict:
         delivery = self.delivery.snapshot()
-        intake = self._image_intake
         # QoS events warn while recent, like errors (the counters only grow)
         self._qos_window.window_s = self._error_window.window_s
         recent = self._qos_window.update(
             time.monotonic(), delivery.messages_lost + delivery.incompatible_qos, ""
         )
+        intakes = [camera.image_intake for camera in self.cameras.values()]
         return {
             "messages_lost": delivery.messages_lost,
             "incompatible_qos": delivery.incompatible_qos,
             "recent_qos_events": recent.count,
-            "image_qos": intake.reliability if intake is not None else "",
+            "image_qos": ",".join(i.reliability for i in intakes if i is not None),
         }
 
     def _publish_diagnostics(self) -> None:
+        name = self.get_fully_qualified_name()
         try:
             msg = message_builders.diagnostics_msg(
-                self.get_clock().now().to_msg(), self.get_fully_qualified_name(), self.health()
+                self.get_clock().now().to_msg(), name, self.health()
             )
+            now, active = time.monotonic(), self.lifecycle_state == "active"
+            for camera in self.cameras.values():
+                if camera.name:  # named cameras: one entry each (silent ones warn)
+                    health = camera.health(now, self.params.camera_timeout_s)
+                    msg.status.append(camera_status(name, health, active))
+                if camera.outputs_3d is not None:
+                    msg.status.append(camera.outputs_3d.diagnostic_status(name))
         except Exception as exc:  # never let a report stop the executor
             self.get_logger().error(f"diagnostics failed: {exc!r}", throttle_duration_sec=5.0)
             return
-        if self.outputs_3d is not None:
-            msg.status.append(self.outputs_3d.diagnostic_status(self.get_fully_qualified_name()))
         self._diagnostics_pub.publish(msg)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,6 +146,21 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         "compile", False, "torch.compile the models (CUDA; slow first frames)", read_only=True
     ),
     # --- input (read-only: subscriptions are made on activate from these) ---
+    ParameterSpec(
+        "cameras",
+        [""],
+        "camera names: each has its topics under its name (<camera>/image, "
+        "<camera>/tracked_objects, ...) and object ids naming it (<camera>/1); [''] (default): "
+        "one unnamed camera on image, tracked_objects, ...",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "camera_timeout_s",
+        5.0,
+        "a named camera without a frame for this long is reported in /diagnostics (WARN)",
+        minimum=0.1,
+        maximum=3600.0,
+    ),
     ParameterSpec(
         "use_compressed",
         False,
@@ -331,6 +347,8 @@ class NodeParameters:
     device: str = "auto"
     dtype: str = "auto"
     compile: bool = False
+    cameras: list[str] = field(default_factory=lambda: [""])
+    camera_timeout_s: float = 5.0
     use_compressed: bool = False
     qos_reliability: str = "auto"
     qos_depth: int = 1
@@ -439,11 +457,34 @@ def validate_parameter(name: str, value: Any) -> Any:
             raise ParameterValidationError(
                 f"semantic_kinds: unknown kind(s) {unknown}; use {', '.join(SEMANTIC_KINDS)}"
             )
+    if name == "cameras":
+        value = camera_names(value)
     if name == "video_caption_segment_frames" and 0 < value < 16:
         raise ParameterValidationError(
             f"video_caption_segment_frames={value}: a segment needs at least 16 frames (or 0)"
         )
     return value
+
+
+CAMERA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+
+
+def camera_names(names: list[str]) -> list[str]:
+    """The `cameras` value checked: distinct ROS name tokens ("head", "wrist_left"); [] and
+    [''] are the one unnamed camera (['']). Raises ParameterValidationError."""
+    names = [name.strip() for name in names]
+    if names in ([], [""]):
+        return [""]
+    bad = [name for name in names if not CAMERA_NAME.match(name)]
+    if bad:
+        raise ParameterValidationError(
+            f"cameras: {bad} not camera name(s): a letter, then letters, digits or '_' "
+            "(the unnamed camera '' only alone)"
+        )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ParameterValidationError(f"cameras: {repeated} given more than once")
+    return names
 
 
 def parameter_descriptor(spec: ParameterSpec):
