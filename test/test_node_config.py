@@ -180,6 +180,44 @@ def test_video_source_replaces_the_camera():
         node_specs({"video_source": "generated", "use_compressed": "true"}, "/d.yaml")
 
 
+def test_several_cameras_follow_the_realsense_layout_unless_remapped():
+    (node,) = node_specs(
+        {"cameras": "head, wrist", "camera_topics": "wrist:/wrist_cam/image/", "depth": "true"},
+        "/d.yaml",
+    )
+    assert node.parameters[1]["cameras"] == ["head", "wrist"]
+    NodeParameters().updated(node.parameters[1])
+    assert node.remappings == [
+        ("head/image", "/head/color/image_raw"),
+        ("head/image/compressed", "/head/color/image_raw/compressed"),
+        ("head/depth/image", "/head/aligned_depth_to_color/image_raw"),
+        ("head/camera_info", "/head/aligned_depth_to_color/camera_info"),
+        ("wrist/image", "/wrist_cam/image"),
+        ("wrist/image/compressed", "/wrist_cam/image/compressed"),
+        ("wrist/depth/image", "/wrist/aligned_depth_to_color/image_raw"),
+        ("wrist/camera_info", "/wrist/aligned_depth_to_color/camera_info"),
+    ]
+    # a video source per camera, on that camera's topics
+    node, head, wrist = node_specs({"cameras": "head,wrist", "video_source": "generated"}, "/d")
+    assert node.remappings == []
+    assert (head.name, wrist.name) == ("video_source_head", "video_source_wrist")
+    assert ("image", "wrist/image") in wrist.remappings
+
+
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ({"cameras": "head,head"}, "more than once"),
+        ({"cameras": "head,3d"}, "not camera name"),
+        ({"cameras": "head", "camera_topics": "wrist:/x"}, "not one of the cameras"),
+        ({"cameras": "head", "camera_topics": "/x"}, "not camera:topic"),
+    ],
+)
+def test_bad_camera_launch_arguments_are_refused(given, message):
+    with pytest.raises(LaunchArgumentError, match=message):
+        node_specs(given, "/d.yaml")
+
+
 @pytest.mark.parametrize(
     "given, message",
     [

@@ -43,6 +43,20 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
         "subscribes to <camera_topic>/compressed",
     ),
     LaunchArgument(
+        "cameras",
+        "",
+        "several cameras on one node, comma-separated names (head,wrist); each camera's image "
+        "comes from camera_topics or, by default, the RealSense layout /<camera>/color/image_raw "
+        "(empty: one camera on camera_topic)",
+    ),
+    LaunchArgument(
+        "camera_topics",
+        "",
+        "with cameras: image topics as camera:topic pairs, comma-separated "
+        "(head:/head/image_raw,wrist:/wrist/color/image_raw); cameras not named keep the "
+        "RealSense layout",
+    ),
+    LaunchArgument(
         "use_compressed", "false", "subscribe to the CompressedImage topic", BOOL_CHOICES
     ),
     LaunchArgument("params_file", "", "parameters YAML (empty: the package's config/pam.yaml)"),
@@ -88,6 +102,18 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
         "camera_info_topic",
         "/camera/aligned_depth_to_color/camera_info",
         "sensor_msgs/CameraInfo of the depth image",
+    ),
+    LaunchArgument(
+        "depth_topics",
+        "",
+        "with cameras and depth: depth topics as camera:topic pairs; default "
+        "/<camera>/aligned_depth_to_color/image_raw",
+    ),
+    LaunchArgument(
+        "camera_info_topics",
+        "",
+        "with cameras and depth: camera_info topics as camera:topic pairs; default "
+        "/<camera>/aligned_depth_to_color/camera_info",
     ),
     LaunchArgument("tf_frames", "false", "broadcast a TF frame per located object", BOOL_CHOICES),
     LaunchArgument(
@@ -190,6 +216,57 @@ def parameter_overrides(values: dict[str, str]) -> dict[str, object]:
     return overrides
 
 
+def camera_list(values: dict[str, str]) -> list[str]:
+    """The `cameras` argument as node parameter values ([] : one unnamed camera)."""
+    from pam_ros.node.parameters import camera_names
+
+    names = [name.strip() for name in values["cameras"].split(",") if name.strip()]
+    try:
+        names = camera_names(names)
+    except ParameterValidationError as exc:
+        raise LaunchArgumentError(f"cameras:={values['cameras']!r}: {exc}") from None
+    return [] if names == [""] else names
+
+
+def _topic_pairs(argument: str, text: str, cameras: list[str]) -> dict[str, str]:
+    """`head:/a/b,wrist:/c` -> {"head": "/a/b", "wrist": "/c"}, every name a camera."""
+    pairs = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, separator, topic = item.partition(":")
+        if not separator or not topic.strip():
+            raise LaunchArgumentError(f"{argument}: {item!r} is not camera:topic")
+        if name.strip() not in cameras:
+            raise LaunchArgumentError(
+                f"{argument}: {name.strip()!r} is not one of the cameras {cameras}"
+            )
+        pairs[name.strip()] = topic.strip().rstrip("/")
+    return pairs
+
+
+def camera_remappings(values: dict[str, str], cameras: list[str]) -> list[tuple[str, str]]:
+    """Named cameras: `<camera>/image` (+ compressed, depth) to the camera's topics, by
+    default the RealSense layout (`/<camera>/color/image_raw`, aligned depth, its info)."""
+    if values["video_source"]:  # the sources publish on the cameras' own topics
+        return []
+    images = _topic_pairs("camera_topics", values["camera_topics"], cameras)
+    depths = _topic_pairs("depth_topics", values["depth_topics"], cameras)
+    infos = _topic_pairs("camera_info_topics", values["camera_info_topics"], cameras)
+    remappings = []
+    for name in cameras:
+        image = images.get(name, f"/{name}/color/image_raw")
+        remappings += [
+            (f"{name}/image", image),
+            (f"{name}/image/compressed", f"{image}/compressed"),
+        ]
+        if _is_true(values["depth"]):
+            aligned = f"/{name}/aligned_depth_to_color"
+            remappings += [
+                (f"{name}/depth/image", depths.get(name, f"{aligned}/image_raw")),
+                (f"{name}/camera_info", infos.get(name, f"{aligned}/camera_info")),
+            ]
+    return remappings
+
+
 def image_remappings(values: dict[str, str]) -> list[tuple[str, str]]:
     """The node subscribes to relative `image` / `image/compressed`: point them at the camera.
 
@@ -213,6 +290,7 @@ def image_remappings(values: dict[str, str]) -> list[tuple[str, str]]:
 def node_specs(given: dict[str, str], default_params_file: str | Path) -> list[NodeSpec]:
     """The nodes camera.launch.py starts for the launch arguments `given`."""
     values = resolve_arguments(given)
+    cameras = camera_list(values)
     params_file = values["params_file"] or str(default_params_file)
     log_arguments = ["--ros-args", "--log-level", values["log_level"]]
     dds_env = profile_environment(values["dds_profile"])
@@ -222,8 +300,13 @@ def node_specs(given: dict[str, str], default_params_file: str | Path) -> list[N
             executable=NODE_EXECUTABLE,
             name="pam_ros",
             namespace=values["namespace"],
-            parameters=[params_file, parameter_overrides(values)],
-            remappings=image_remappings(values),
+            parameters=[
+                params_file,
+                parameter_overrides(values) | ({"cameras": cameras} if cameras else {}),
+            ],
+            remappings=(
+                camera_remappings(values, cameras) if cameras else image_remappings(values)
+            ),
             arguments=log_arguments,
             env=dds_env,
         )
@@ -233,22 +316,28 @@ def node_specs(given: dict[str, str], default_params_file: str | Path) -> list[N
             raise LaunchArgumentError(
                 "the video source publishes raw images: use_compressed:=false"
             )
-        specs.append(
-            NodeSpec(
-                package=PACKAGE,
-                executable=VIDEO_SOURCE_EXECUTABLE,
-                name="video_source",
-                namespace=values["namespace"],
-                parameters=[
-                    {
-                        "source": values["video_source"],
-                        "rate_hz": _positive_float("video_rate_hz", values["video_rate_hz"]),
-                        "loop": _is_true(values["video_loop"]),
-                    }
-                    | ({"depth": True} if _is_true(values["depth"]) else {})
-                ],
-                arguments=log_arguments,
-                env=dds_env,
+        source_parameters = {
+            "source": values["video_source"],
+            "rate_hz": _positive_float("video_rate_hz", values["video_rate_hz"]),
+            "loop": _is_true(values["video_loop"]),
+        } | ({"depth": True} if _is_true(values["depth"]) else {})
+        # one source per named camera, on the camera's own topics (the same clip)
+        for camera in cameras or [""]:
+            specs.append(
+                NodeSpec(
+                    package=PACKAGE,
+                    executable=VIDEO_SOURCE_EXECUTABLE,
+                    name=f"video_source_{camera}" if camera else "video_source",
+                    namespace=values["namespace"],
+                    parameters=[source_parameters],
+                    remappings=[
+                        (topic, f"{camera}/{topic}")
+                        for topic in ("image", "depth/image", "camera_info")
+                    ]
+                    if camera
+                    else [],
+                    arguments=log_arguments,
+                    env=dds_env,
+                )
             )
-        )
     return specs
