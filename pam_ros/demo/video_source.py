@@ -25,6 +25,7 @@ from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
 
 from pam_ros.demo.frame_sources import GeneratedScene, open_frame_source
@@ -194,10 +195,19 @@ class VideoSourceNode(Node):
         return msg
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(args: list[str] | None = None) -> int:
-    # launch starts its processes with SIGINT ignored and forwards SIGINT: take it as a stop.
+    # launch starts its processes with SIGINT ignored and forwards SIGINT: take it as a stop;
+    # SIGTERM too (rclpy's own handler would invalidate the context under a publishing timer).
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    rclpy.init(args=args if args is not None else sys.argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    rclpy.init(
+        args=args if args is not None else sys.argv,
+        signal_handler_options=SignalHandlerOptions.NO,
+    )
     node = VideoSourceNode()
     try:
         while rclpy.ok() and not node.finished:
