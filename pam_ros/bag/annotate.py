@@ -271,18 +271,9 @@ def _overlay_msg(output, header, options: AnnotateOptions):
     from sensor_msgs.msg import CompressedImage
 
     from pam_ros.node.image_conversion import uint8_field
-    from pam_ros.node.overlay import OverlayObject, draw_overlay
+    from pam_ros.node.overlay import draw_overlay, overlay_objects
 
-    objects = [
-        OverlayObject(
-            oid,
-            obj.mask,
-            obj.box,
-            obj.present,
-            output.semantics[oid].category if oid in output.semantics else "",
-        )
-        for oid, obj in output.result.objects.items()
-    ]
+    objects = overlay_objects(output.result, output.semantics)
     canvas = draw_overlay(output.frame, objects, options.overlay_alpha)  # (H, W, 3) RGB
     ok, jpeg = cv2.imencode(
         ".jpg", canvas[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality]

@@ -45,7 +45,7 @@ from pam_ros.node.image_intake import (
     subscription_events,
 )
 from pam_ros.node.latest_frame import LatestFrameSlot
-from pam_ros.node.overlay import OverlayObject, draw_overlay
+from pam_ros.node.overlay import draw_overlay, overlay_objects
 from pam_ros.node.topics import camera_topic
 
 
@@ -272,16 +272,7 @@ class CameraIO:
         if latest is None or publisher is None:
             return False
         header, frame, result, semantics = latest
-        objects = [
-            OverlayObject(
-                oid,
-                obj.mask,
-                obj.box,
-                obj.present,
-                semantics[oid].category if oid in semantics else "",
-            )
-            for oid, obj in result.objects.items()
-        ]
+        objects = overlay_objects(result, semantics)
         canvas = draw_overlay(frame, objects, alpha)
         publisher.publish(rgb_to_image_msg(canvas, header, encoding))
         return True

@@ -52,6 +52,21 @@ class OverlayObject:
     label: str = ""  # e.g. the category
 
 
+def overlay_objects(result, semantics: dict) -> list[OverlayObject]:
+    """What to draw for a tracked frame: `result` a tracking FrameResult, `semantics` object
+    id -> ObjectSemanticsRecord (the label is its latest category)."""
+    return [
+        OverlayObject(
+            oid,
+            obj.mask,
+            obj.box,
+            obj.present,
+            semantics[oid].category if oid in semantics else "",
+        )
+        for oid, obj in result.objects.items()
+    ]
+
+
 @functools.lru_cache(maxsize=1024)
 def _text_size(text: str, scale: float) -> tuple[tuple[int, int], int]:
     return cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)  # slow; labels repeat
