@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 REPO = Path(__file__).resolve().parents[1]
+WAIT_S = 60.0  # generous upper bound for anything a node must do in a test
 SHARED_DATA = Path(os.environ.get("PAM_ROS_DATA", REPO.parent / "shared" / "data"))
 DAVIS = SHARED_DATA / "davis2016_val_subset"
 
@@ -61,7 +63,7 @@ def _seed_everything():
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoints(tmp_path_factory) -> tuple[str, str]:
+def checkpoints(tmp_path_factory) -> tuple[str, str]:
     """(SAM 2.1-tiny .pt at 256 px, tiny PAM folder): random weights in the real layouts,
     written once per test session."""
     from pam_ros.semantics.random_checkpoint import write_random_checkpoint as write_pam
@@ -72,3 +74,48 @@ def tiny_checkpoints(tmp_path_factory) -> tuple[str, str]:
     sam = write_sam(TrackerConfig(model_size="tiny", image_size=256), folder / "sam_tiny.pt")
     pam = write_pam(folder / "pam_tiny", size="tiny", seed=0)
     return str(sam), str(pam)
+
+
+def wait_for(condition, timeout: float = WAIT_S, what: str = "condition", poll_s: float = 0.01):
+    """Poll `condition` until it returns something truthy (returned) or fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll_s)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def ros_context():
+    """One rclpy context per test module (DDS participants stay apart between modules)."""
+    import rclpy
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    yield context
+    rclpy.shutdown(context=context)
+
+
+def add_request(points=(), name="", object_id="", box=None, camera=""):
+    """A pam_ros AddObject request: positive points (x, y) and/or a box (x, y, width, height)."""
+    from geometry_msgs.msg import Point
+    from sensor_msgs.msg import RegionOfInterest
+
+    from pam_ros.srv import AddObject
+
+    request = AddObject.Request(camera=camera, id=object_id, name=name)
+    request.points = [Point(x=float(x), y=float(y)) for x, y in points]
+    request.labels = [1] * len(points)
+    if box is not None:
+        request.use_box = True
+        request.box = RegionOfInterest(
+            x_offset=box[0], y_offset=box[1], width=box[2], height=box[3]
+        )
+    return request
+
+
+def tracked_mask(obj) -> np.ndarray:
+    """A TrackedObject's mono8 mask as an (H, W) uint8 array."""
+    return np.frombuffer(bytes(obj.mask.data), np.uint8).reshape(obj.mask.height, obj.mask.width)

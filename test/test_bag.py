@@ -46,18 +46,6 @@ OUTPUT_TOPICS = {"/tracked_objects", "/overlay/compressed", "/markers"}
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    from pam_ros.semantics.random_checkpoint import write_random_checkpoint as write_pam
-    from pam_ros.tracking import TrackerConfig
-    from pam_ros.tracking.random_weights import write_random_checkpoint as write_sam
-
-    folder = tmp_path_factory.mktemp("bag_models")
-    sam = write_sam(TrackerConfig(model_size="tiny", image_size=256), folder / "sam_tiny.pt")
-    pam = write_pam(folder / "pam_tiny", size="tiny", seed=0)
-    return str(sam), str(pam)
-
-
-@pytest.fixture(scope="module")
 def frames() -> list[np.ndarray]:
     paths = davis_frames("car-shadow")[:30]
     return [np.ascontiguousarray(cv2.imread(str(p))[:, :, ::-1]) for p in paths]  # 480x854

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-import rclpy
+from conftest import wait_for
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
@@ -32,14 +32,6 @@ FRAMES = 100  # ≥ 99 % delivery = every frame at this count
 
 
 @pytest.fixture(scope="module")
-def ros_context():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.shutdown(context=context)
-
-
-@pytest.fixture(scope="module")
 def sam_checkpoint(tmp_path_factory):
     from pam_ros.tracking import TrackerConfig
     from pam_ros.tracking.random_weights import write_random_checkpoint
@@ -47,16 +39,6 @@ def sam_checkpoint(tmp_path_factory):
     folder = tmp_path_factory.mktemp("delivery_models")
     config = TrackerConfig(model_size="tiny", image_size=256)
     return str(write_random_checkpoint(config, folder / "sam_tiny.pt"))
-
-
-def wait_for(condition, timeout: float = WAIT_S, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.005)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class Camera:

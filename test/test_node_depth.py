@@ -12,8 +12,8 @@ import sys
 
 import numpy as np
 import pytest
-import rclpy
-from test_node_ros import Harness, node_parameters, wait_for
+from conftest import wait_for
+from test_node_ros import Harness, node_parameters
 from visualization_msgs.msg import Marker, MarkerArray
 
 from pam_ros.demo.frame_sources import GeneratedScene
@@ -25,14 +25,6 @@ vision_msgs = pytest.importorskip("vision_msgs.msg", reason="vision_msgs not ins
 pytest.importorskip("tf2_ros", reason="tf2_ros not installed")
 
 SCENE = GeneratedScene(num_frames=1)  # what the source publishes with max_frames:=1: frame 0
-
-
-@pytest.fixture(scope="module")
-def ros_context():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.shutdown(context=context)
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,13 @@ import pytest
 pytest.importorskip("rclpy")
 
 from action_msgs.msg import GoalStatus
+from conftest import add_request, wait_for
 from rclpy.action import ActionClient
 from rclpy.parameter import Parameter
 from test_node_ros import (
-    _add_request,
-    checkpoints,  # noqa: F401
     frames,  # noqa: F401
     harness_factory,  # noqa: F401
     node_parameters,
-    ros_context,  # noqa: F401
-    wait_for,
 )
 
 from pam_ros.action import DescribeObject
@@ -34,7 +31,7 @@ def _send(client, goal, feedback):
 
 def test_describe_action_streams_cancels_and_answers_the_next_goal(
     harness_factory,  # noqa: F811
-    checkpoints,  # noqa: F811
+    checkpoints,
     frames,  # noqa: F811
 ):
     h = harness_factory(node_parameters(checkpoints, refresh_period_s=3600.0))
@@ -42,7 +39,7 @@ def test_describe_action_streams_cancels_and_answers_the_next_goal(
     client = ActionClient(h.client, DescribeObject, "describe_object")
     assert client.wait_for_server(timeout_sec=30)
     h.track(frames[0], 1_000)
-    assert h.call(h.add, _add_request(points=[(420, 260)], object_id="car")).success
+    assert h.call(h.add, add_request(points=[(420, 260)], object_id="car")).success
     wait_for(lambda: h.node.scheduler.semantics("car").category, what="the first category")
 
     # A whole answer: feedback token by token, the result equals the Describe answer's fields.

@@ -6,14 +6,11 @@ import pytest
 
 pytest.importorskip("rclpy")
 
+from conftest import add_request, wait_for
 from test_node_ros import (
-    _add_request,
-    checkpoints,  # noqa: F401
     frames,  # noqa: F401
     harness_factory,  # noqa: F401
     node_parameters,
-    ros_context,  # noqa: F401
-    wait_for,
 )
 
 from pam_ros.srv import FindObjects
@@ -28,7 +25,7 @@ def test_find_objects_ranks_tracked_objects_over_dds(harness_factory, checkpoint
     empty = h.call(find, FindObjects.Request(query="a car"))
     assert not empty.success and "no objects" in empty.message
     for points in ([(420, 260)], [(700, 120)], [(100, 400)]):
-        assert h.call(h.add, _add_request(points=points)).success
+        assert h.call(h.add, add_request(points=points)).success
     h.track(frames[1], stamp + 33_000_000)
     wait_for(
         lambda: all(r.category for r in h.node.scheduler.all_semantics().values()),

@@ -6,7 +6,6 @@ import time
 
 import cv2
 import numpy as np
-import pytest
 import rclpy
 from conftest import davis_frames
 from rclpy.lifecycle import TransitionCallbackReturn
@@ -20,18 +19,6 @@ from pam_ros.node.pam_node import PamNode
 CYCLES = 4
 FRAMES_PER_CYCLE = 3
 MB = 2**20
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    from pam_ros.semantics.random_checkpoint import write_random_checkpoint as write_pam
-    from pam_ros.tracking import TrackerConfig
-    from pam_ros.tracking.random_weights import write_random_checkpoint as write_sam
-
-    folder = tmp_path_factory.mktemp("memory_models")
-    sam = write_sam(TrackerConfig(model_size="tiny", image_size=256), folder / "sam_tiny.pt")
-    pam = write_pam(folder / "pam_tiny", size="tiny", seed=0)
-    return str(sam), str(pam)
 
 
 def _wait(condition, timeout=60.0):

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import pytest
 import rclpy
-from conftest import davis_frames
+from conftest import davis_frames, wait_for
 from geometry_msgs.msg import Point
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
@@ -35,28 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 WAIT_S = 60.0
 STOP_S = 5.0  # launch's SIGINT → SIGTERM escalation
 _namespaces = (f"/pam_process_{os.getpid()}_{i}" for i in itertools.count())
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    from pam_ros.semantics.random_checkpoint import write_random_checkpoint as write_pam
-    from pam_ros.tracking import TrackerConfig
-    from pam_ros.tracking.random_weights import write_random_checkpoint as write_sam
-
-    folder = tmp_path_factory.mktemp("process_models")
-    sam = write_sam(TrackerConfig(model_size="tiny", image_size=256), folder / "sam_tiny.pt")
-    pam = write_pam(folder / "pam_tiny", size="tiny", seed=0)
-    return str(sam), str(pam)
-
-
-def wait_for(condition, timeout: float = WAIT_S, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class NodeProcess:

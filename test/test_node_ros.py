@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import pytest
 import rclpy
-from conftest import davis_frames
+from conftest import add_request, davis_frames, tracked_mask, wait_for
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import Point, PointStamped
 from lifecycle_msgs.msg import Transition
@@ -46,39 +46,9 @@ _namespaces = (f"/pam_test_{i}" for i in itertools.count())
 
 
 @pytest.fixture(scope="module")
-def ros_context():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.shutdown(context=context)
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    from pam_ros.semantics.random_checkpoint import write_random_checkpoint as write_pam
-    from pam_ros.tracking import TrackerConfig
-    from pam_ros.tracking.random_weights import write_random_checkpoint as write_sam
-
-    folder = tmp_path_factory.mktemp("node_models")
-    sam = write_sam(TrackerConfig(model_size="tiny", image_size=256), folder / "sam_tiny.pt")
-    pam = write_pam(folder / "pam_tiny", size="tiny", seed=0)
-    return str(sam), str(pam)
-
-
-@pytest.fixture(scope="module")
 def frames() -> list[np.ndarray]:
     paths = davis_frames("car-shadow")[:40]
     return [np.ascontiguousarray(cv2.imread(str(p))[:, :, ::-1]) for p in paths]  # 480x854
-
-
-def wait_for(condition, timeout: float = WAIT_S, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class Harness:
@@ -203,22 +173,6 @@ def harness_factory(ros_context):
         harness.close()
 
 
-def _add_request(points=(), name="", object_id="", box=None) -> AddObject.Request:
-    request = AddObject.Request(id=object_id, name=name)
-    request.points = [Point(x=float(x), y=float(y)) for x, y in points]
-    request.labels = [1] * len(points)
-    if box is not None:
-        request.use_box = True
-        request.box = RegionOfInterest(
-            x_offset=box[0], y_offset=box[1], width=box[2], height=box[3]
-        )
-    return request
-
-
-def _mask(obj: TrackedObject) -> np.ndarray:
-    return np.frombuffer(bytes(obj.mask.data), np.uint8).reshape(obj.mask.height, obj.mask.width)
-
-
 def test_track_prompt_remove_describe_over_dds(harness_factory, checkpoints, frames):
     h = harness_factory(node_parameters(checkpoints))
     h.wait_connected()
@@ -229,9 +183,9 @@ def test_track_prompt_remove_describe_over_dds(harness_factory, checkpoints, fra
     assert (first.image_width, first.image_height) == (width, height)
 
     # Two objects by service (point, box), one by click.
-    reply = h.call(h.add, _add_request(points=[(420, 260)], name="car", object_id="car"))
+    reply = h.call(h.add, add_request(points=[(420, 260)], name="car", object_id="car"))
     assert reply.success and reply.id == "car", reply.message
-    reply = h.call(h.add, _add_request(box=(40, 300, 200, 150), name="road"))
+    reply = h.call(h.add, add_request(box=(40, 300, 200, 150), name="road"))
     assert reply.success and reply.id and reply.id != "car", reply.message
     road = reply.id
     h.click_pub.publish(PointStamped(point=Point(x=700.0, y=120.0)))
@@ -248,7 +202,7 @@ def test_track_prompt_remove_describe_over_dds(harness_factory, checkpoints, fra
         for obj in msg.objects:
             assert obj.mask_layout == TrackedObject.MASK_FULL_FRAME
             assert (obj.mask.width, obj.mask.height) == (width, height)
-            mask = _mask(obj)
+            mask = tracked_mask(obj)
             assert obj.mask_area == np.count_nonzero(mask)
         car = next(obj for obj in msg.objects if obj.id == "car")
         assert car.name == "car" and car.present and car.score > 0
@@ -314,7 +268,7 @@ def test_overload_stays_current_and_counts_drops(harness_factory, checkpoints, f
     h.wait_connected()
     stamp = 1_000
     h.track(frames[0], stamp)
-    assert h.call(h.add, _add_request(points=[(420, 260)])).success
+    assert h.call(h.add, add_request(points=[(420, 260)])).success
     # The camera runs in its own process, as on a robot: 100 Hz of 854x480 rgb8 frames.
     folder = davis_frames("car-shadow")[0].parent
     camera = subprocess.Popen(
@@ -419,12 +373,12 @@ def test_bad_input_gets_clear_errors_and_the_node_keeps_serving(
     stamp = 10
     h.track(frames[0], stamp)
     # Prompt errors.
-    outside = h.call(h.add, _add_request(points=[(5000, 10)]))
+    outside = h.call(h.add, add_request(points=[(5000, 10)]))
     assert not outside.success and "outside" in outside.message, outside.message
     assert not h.call(h.add, AddObject.Request()).success  # no point and no box
     h.click_pub.publish(PointStamped(point=Point(x=-3.0, y=10.0)))
-    assert h.call(h.add, _add_request(points=[(420, 260)], object_id="car")).success
-    duplicate = h.call(h.add, _add_request(points=[(100, 100)], object_id="car"))
+    assert h.call(h.add, add_request(points=[(420, 260)], object_id="car")).success
+    duplicate = h.call(h.add, add_request(points=[(100, 100)], object_id="car"))
     assert not duplicate.success and "car" in duplicate.message
     assert node.object_ids == ["car"]  # the bad click added nothing
     unknown = h.call(h.remove, RemoveObject.Request(id="nope"))
@@ -448,9 +402,9 @@ def test_bad_input_gets_clear_errors_and_the_node_keeps_serving(
     assert answer.success and answer.text
     # An unexpected error inside a service: answered, logged, the executor keeps running.
     _fail_once(node.camera().pipeline.tracker, "add_object", "injected add failure")
-    failed = h.call(h.add, _add_request(points=[(100, 100)]))
+    failed = h.call(h.add, add_request(points=[(100, 100)]))
     assert not failed.success and "injected add failure" in failed.message
-    assert h.call(h.add, _add_request(points=[(100, 100)], object_id="second")).success
+    assert h.call(h.add, add_request(points=[(100, 100)], object_id="second")).success
     assert h.call(h.remove, RemoveObject.Request(id="second")).success
     # Boxes from an upstream detector: one object per new box, overlapping boxes ignored.
     h.box_pub.publish(RegionOfInterest(x_offset=40, y_offset=300, width=200, height=150))
@@ -491,7 +445,7 @@ def test_lifecycle_transitions_and_missing_weights(harness_factory, checkpoints,
     h.wait_connected()
     stamp = 100
     h.track(frames[0], stamp)
-    assert h.call(h.add, _add_request(points=[(420, 260)])).success
+    assert h.call(h.add, add_request(points=[(420, 260)])).success
 
     def transition(transition_id: int) -> bool:
         return h.call(
@@ -502,7 +456,7 @@ def test_lifecycle_transitions_and_missing_weights(harness_factory, checkpoints,
         return h.call(h.get_state, GetState.Request()).current_state.label
 
     assert transition(Transition.TRANSITION_DEACTIVATE) and state() == "inactive"
-    refused = h.call(h.add, _add_request(points=[(10, 10)]))
+    refused = h.call(h.add, add_request(points=[(10, 10)]))
     assert not refused.success and "inactive" in refused.message
     h.image_pub.publish(h.image(frames[1], stamp + 1))
     assert transition(Transition.TRANSITION_ACTIVATE) and state() == "active"
@@ -516,7 +470,7 @@ def test_lifecycle_transitions_and_missing_weights(harness_factory, checkpoints,
     assert transition(Transition.TRANSITION_ACTIVATE) and state() == "active"
     h.wait_connected()
     assert h.track(frames[3], stamp + 3).objects == []  # a fresh tracker
-    assert h.call(h.add, _add_request(points=[(420, 260)])).success
+    assert h.call(h.add, add_request(points=[(420, 260)])).success
 
     # Missing weights: configure fails, the node stays unconfigured and keeps answering.
     missing = harness_factory(
@@ -526,7 +480,7 @@ def test_lifecycle_transitions_and_missing_weights(harness_factory, checkpoints,
     assert missing.node.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert missing.node.lifecycle_state == "unconfigured"
     assert "/nonexistent/sam2.pt" in missing.node.last_error
-    reply = missing.call(missing.add, _add_request(points=[(1, 1)]))
+    reply = missing.call(missing.add, add_request(points=[(1, 1)]))
     assert not reply.success and "unconfigured" in reply.message
     assert missing.call(missing.get_state, GetState.Request()).current_state.label == (
         "unconfigured"
@@ -570,7 +524,7 @@ def test_compressed_input(harness_factory, checkpoints, frames):
     publisher.publish(msg)
     result = wait_for(lambda: h._result_for(42), what="result of the compressed frame")
     assert (result.image_width, result.image_height) == (854, 480)
-    assert h.call(h.add, _add_request(points=[(420, 260)])).success
+    assert h.call(h.add, add_request(points=[(420, 260)])).success
 
 
 def test_executable_autostarts_and_shuts_down_cleanly(checkpoints, tmp_path):
@@ -667,7 +621,7 @@ def test_marker_frame_id_moves_the_markers_only(harness_factory, checkpoints, fr
     )
     h.wait_connected()
     h.track(frames[0], 1)
-    assert h.call(h.add, _add_request(points=[(420, 260)])).success
+    assert h.call(h.add, add_request(points=[(420, 260)])).success
     for stamp in range(2, 6):
         tracked = h.track(frames[stamp], stamp)
         assert tracked.header.frame_id == "camera_optical"

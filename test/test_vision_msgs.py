@@ -7,12 +7,12 @@ import cv2
 import numpy as np
 import pytest
 import rclpy
-from conftest import davis_frames
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
 
 # Fixtures shared with the delivery tests (one rclpy context, a tiny random SAM 2, a node).
-from test_delivery import make_node, ros_context, sam_checkpoint, wait_for  # noqa: F401
+from conftest import davis_frames, wait_for
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from test_delivery import make_node, sam_checkpoint  # noqa: F401
 
 from pam_ros.msg import TrackedObjectArray
 from pam_ros.node.image_conversion import rgb_to_image_msg
