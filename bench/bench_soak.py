@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pam_ros.memory import rss_bytes
+from pam_ros.memory import HeapTrimmer, rss_bytes
 from pam_ros.node.semantics_scheduler import ObjectObservation, SchedulerConfig, SemanticsScheduler
 from pam_ros.semantics import SemanticEngine
 from pam_ros.semantics.random_checkpoint import write_random_checkpoint as write_pam
@@ -48,6 +48,12 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=160)
     parser.add_argument("--height", type=int, default=120)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--trim-period-s",
+        type=float,
+        default=30.0,
+        help="trim the C heap this often, as the node does (memory_trim_period_s); 0: never",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     folder = Path(tempfile.mkdtemp(prefix="pam_soak_"))
@@ -69,6 +75,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     background = rng.integers(60, 120, (args.height, args.width, 3), dtype=np.uint8)
     w, h = args.width, args.height
+    trimmer = HeapTrimmer(args.trim_period_s)
     started = time.monotonic()
     first = None
     try:
@@ -93,6 +100,7 @@ def main() -> None:
                     for oid, obj in result.objects.items()
                 ],
             )
+            trimmer.maybe_trim()
             if (t + 1) % args.every == 0:
                 rss = rss_bytes() / MB
                 first = first if first is not None else rss

@@ -16,6 +16,8 @@ import ctypes
 import ctypes.util
 import gc
 import logging
+import time
+from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,31 @@ def give_back_memory(device: str = "cpu") -> None:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
     _malloc_trim()
+
+
+class HeapTrimmer:
+    """Trims the C heap at most once every `period_s` seconds (0: never), for endless streams.
+
+    A running node allocates and frees blocks of ever-changing sizes (frames, prompts of other
+    lengths, generated texts, feature tensors); glibc keeps much of what is freed in its heap
+    and per-thread arenas, so RSS creeps up with no reference held. Calling `maybe_trim` after
+    each frame gives that back every `period_s` (malloc_trim(0) costs milliseconds)."""
+
+    def __init__(self, period_s: float = 30.0, clock: Callable[[], float] = time.monotonic):
+        self.period_s = period_s
+        self._clock = clock
+        self._last = clock()
+        self.trims = 0
+
+    def maybe_trim(self) -> bool:
+        """Trim when `period_s` has passed since the last trim; True when it trimmed."""
+        now = self._clock()
+        if self.period_s <= 0 or now - self._last < self.period_s:
+            return False
+        self._last = now
+        self.trims += 1
+        _malloc_trim()
+        return True
 
 
 def rss_bytes() -> int:

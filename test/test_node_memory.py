@@ -78,3 +78,18 @@ def test_configure_cleanup_cycles_give_memory_back(checkpoints):
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)
+
+
+def test_heap_trimmer_trims_once_per_period():
+    from pam_ros.memory import HeapTrimmer
+
+    now = [100.0]
+    trimmer = HeapTrimmer(30.0, clock=lambda: now[0])
+    assert not trimmer.maybe_trim()  # the period starts at construction
+    now[0] += 29.9
+    assert not trimmer.maybe_trim()
+    now[0] += 0.2
+    assert trimmer.maybe_trim() and not trimmer.maybe_trim() and trimmer.trims == 1
+    trimmer.period_s = 0.0  # never
+    now[0] += 1000
+    assert not trimmer.maybe_trim() and trimmer.trims == 1

@@ -58,7 +58,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from sensor_msgs.msg import RegionOfInterest
 from std_srvs.srv import Trigger
 
-from pam_ros.memory import give_back_memory
+from pam_ros.memory import HeapTrimmer, give_back_memory
 from pam_ros.node import detections, message_builders, outputs_3d
 from pam_ros.node.camera_io import CameraIO, PendingFrame, camera_status
 from pam_ros.node.health import ERROR_WINDOW_PERIODS, ErrorWindow
@@ -192,6 +192,7 @@ class PamNode(LifecycleNode):
         self._qos_window = ErrorWindow(ERROR_WINDOW_PERIODS * self.params.diagnostics_period_s)
         self._stop_worker = threading.Event()
         self._worker: threading.Thread | None = None
+        self.heap_trimmer = HeapTrimmer(self.params.memory_trim_period_s)
         self.delivery = DeliveryCounters()  # QoS events of all subscriptions and publishers
 
         self._image_group = MutuallyExclusiveCallbackGroup()
@@ -510,6 +511,8 @@ class PamNode(LifecycleNode):
                     pending[name] = frame
             if pending and not self._stop_worker.is_set():
                 self._process(pending)
+                self.heap_trimmer.period_s = self.params.memory_trim_period_s
+                self.heap_trimmer.maybe_trim()
 
     def _process(self, pending: dict[str, PendingFrame]) -> None:
         """Convert, track (one batched encoder pass), hand to semantics, publish."""

@@ -318,6 +318,14 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         "marker_pixel_scale", 0.001, "marker metres per image pixel", minimum=1e-6, maximum=1.0
     ),
     ParameterSpec(
+        "memory_trim_period_s",
+        30.0,
+        "give freed C heap back to the system this often while tracking (glibc malloc_trim; "
+        "keeps RSS flat on endless streams); 0: never",
+        minimum=0.0,
+        maximum=3600.0,
+    ),
+    ParameterSpec(
         "diagnostics_period_s",
         1.0,
         "seconds between /diagnostics messages",
@@ -377,6 +385,7 @@ class NodeParameters:
     tf_prefix: str = "pam_object_"
     tf_target_frame: str = ""
     marker_pixel_scale: float = 0.001
+    memory_trim_period_s: float = 30.0
     diagnostics_period_s: float = 1.0
 
     def updated(self, values: dict[str, Any]) -> NodeParameters:
