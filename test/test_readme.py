@@ -36,7 +36,7 @@ def test_readme_documents_every_topic_and_service_the_node_creates():
     # subscriptions that follow their publishers' QoS (pam_ros/node/image_intake.py)
     names |= set(re.findall(r'QosMatchedSubscription\(\s*self,\s*\w+,\s*"([^"]+)"', source))
     # made in loops over (type, name, callback) / (name, type, ...) tuples, per camera
-    names |= set(re.findall(r'\(\s*\w+,\s*"([^"]+)",\s*self\._on_\w+\)', source))
+    names |= set(re.findall(r'\(\s*\w+,\s*"([^"]+)",\s*self\.\w+\)', source))
     names |= set(re.findall(r'\(\s*"([^"]+)",\s*\w+,\s*\w+\)', source))
     names |= set(re.findall(r'(?:self\.topic|camera_topic)\((?:\w+,\s*)?"([^"]+)"\)', source))
     assert {"add_object", "describe", "tracked_objects", "click", "image"} <= names

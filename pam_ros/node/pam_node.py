@@ -42,7 +42,6 @@ Services: add_object (pam_ros/AddObject, `camera` field), remove_object (pam_ros
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import sys
 import threading
@@ -51,20 +50,18 @@ from collections import deque
 from dataclasses import dataclass
 
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PointStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from sensor_msgs.msg import RegionOfInterest
-from std_srvs.srv import Trigger
 
 from pam_ros.memory import HeapTrimmer, give_back_memory
-from pam_ros.node import detections, message_builders, outputs_3d
+from pam_ros.node import message_builders
 from pam_ros.node.camera_io import CameraIO, PendingFrame, camera_status
 from pam_ros.node.health import ERROR_WINDOW_PERIODS, ErrorWindow
 from pam_ros.node.image_intake import DeliveryCounters
 from pam_ros.node.lifecycle import TransitionGuard
 from pam_ros.node.message_builders import NodeHealth, stamp_to_ns
+from pam_ros.node.object_services import NodeNotActiveError, ObjectServices
 from pam_ros.node.parameters import (
     MAX_BATCH_SIZE_LIMIT,
     NodeParameters,
@@ -75,19 +72,15 @@ from pam_ros.node.parameters import (
 from pam_ros.node.runner import run_node
 from pam_ros.node.semantic_services import DescribeObjectAction, FindObjectsService
 from pam_ros.node.semantics_scheduler import (
-    DescribeFailedError,
     SchedulerConfig,
     SchedulerError,
     SemanticsScheduler,
 )
 from pam_ros.pipeline import (
-    BOX_DUPLICATE_IOU,
     CameraPipelines,
     PipelineConfig,
     UnknownCameraError,
-    box_iou,
 )
-from pam_ros.srv import AddObject, Describe, RemoveObject
 
 NODE_NAME = "pam_ros"
 WORKER_POLL_S = 0.2
@@ -96,10 +89,6 @@ WORKER_POLL_S = 0.2
 # intervals behind the model threads (seen: a 100 Hz publisher in the node's process managed
 # 20 Hz); 1 ms keeps callbacks responsive at a negligible cost to model throughput.
 GIL_SWITCH_INTERVAL_S = 0.001
-
-
-class NodeNotActiveError(RuntimeError):
-    """A service or prompt arrived while the node is not active."""
 
 
 @dataclass(frozen=True)
@@ -124,28 +113,6 @@ def _resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
-
-
-def _never_raises(callback):
-    """Service/topic callbacks must not raise: an exception would stop the whole executor.
-
-    An unexpected error (a model raising something other than its documented ValueErrors) is
-    logged and, for services, answered with success=False and the error.
-    """
-
-    @functools.wraps(callback)
-    def guarded(self, *args):  # (request, response) of a service, (msg) or (camera, msg)
-        try:
-            return callback(self, *args)
-        except Exception as exc:
-            self.get_logger().error(f"{callback.__name__} failed: {exc!r}")
-            self.last_error = f"{callback.__name__}: {exc!r}"
-            response = args[-1] if args and hasattr(args[-1], "success") else None
-            if response is not None:
-                response.success, response.message = False, f"internal error: {exc!r}"
-            return response
-
-    return guarded
 
 
 def scheduler_config(params: NodeParameters) -> SchedulerConfig:
@@ -199,17 +166,7 @@ class PamNode(LifecycleNode):
         self._prompt_group = MutuallyExclusiveCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
         self._overlay_group = MutuallyExclusiveCallbackGroup()
-        # Services live for the node's whole life (answering "not active" when not active),
-        # each in its own group so a slow describe never holds up add/remove/reset.
-        for srv_type, name, callback in (
-            (AddObject, "add_object", self._on_add_object),
-            (RemoveObject, "remove_object", self._on_remove_object),
-            (Trigger, "reset", self._on_reset),
-            (Describe, "describe", self._on_describe),
-        ):
-            self.create_service(
-                srv_type, name, callback, callback_group=MutuallyExclusiveCallbackGroup()
-            )
+        self.objects = ObjectServices(self)  # add_object, remove_object, reset, describe
         self._find_objects = FindObjectsService(
             self, lambda: self.scheduler, self._not_active_reason
         )
@@ -246,7 +203,7 @@ class PamNode(LifecycleNode):
         pipelines = self.pipelines
         return pipelines.object_ids if pipelines is not None else []
 
-    def _require_active(self) -> CameraPipelines:
+    def require_active(self) -> CameraPipelines:
         if self.shutting_down.is_set():
             raise NodeNotActiveError("pam_ros is shutting down")
         if self.lifecycle_state != "active":
@@ -258,7 +215,7 @@ class PamNode(LifecycleNode):
 
     def _not_active_reason(self) -> str | None:
         try:
-            self._require_active()
+            self.require_active()
         except NodeNotActiveError as exc:
             return str(exc)
         return None
@@ -365,9 +322,9 @@ class PamNode(LifecycleNode):
                 self.params,
                 self.delivery,
                 lambda msg, c=camera: c.receive(msg, self.params.track_every_n),
-                lambda msg, c=camera: self._on_click(c, msg),
-                lambda msg, c=camera: self._on_box(c, msg),
-                lambda prompts, c=camera: self._on_detection_prompts(c, prompts),
+                lambda msg, c=camera: self.objects.on_click(c, msg),
+                lambda msg, c=camera: self.objects.on_box(c, msg),
+                lambda prompts, c=camera: self.objects.on_detection_prompts(c, prompts),
                 groups,
             )
         self._stop_worker.clear()
@@ -582,146 +539,11 @@ class PamNode(LifecycleNode):
 
     # ---- prompts ------------------------------------------------------------------------
 
-    def _prompted_camera(self, camera: str, object_id: str | None) -> CameraIO:
-        """The camera a prompt is for: named, else the one its id names, else the only one."""
-        if camera:
-            return self.camera(camera)
-        if object_id and "/" in object_id and object_id.split("/", 1)[0] in self.cameras:
-            return self.cameras[object_id.split("/", 1)[0]]
-        if len(self.cameras) == 1:
-            return self.camera()
-        raise UnknownCameraError(
-            f"several cameras ({', '.join(self.cameras)}): say which in `camera` "
-            "(or give an id that begins with it, e.g. 'wrist/mug')"
-        )
-
     def add_object(
         self, points, labels, box, object_id: str | None, name: str, camera: str = ""
     ) -> str:
-        """Prompt a new object on the camera's newest tracked frame. Raises ValueError-derived
-        errors (no frame yet, point outside the image, too many objects), KeyError-derived
-        ones (unknown camera) or NodeNotActiveError."""
-        self._require_active()
-        pipeline = self._prompted_camera(camera, object_id).pipeline
-        if pipeline is None:
-            raise NodeNotActiveError("pam_ros has no tracker (not configured)")
-        return pipeline.add_object(points, labels, box, object_id, name)
-
-    @_never_raises
-    def _on_add_object(self, request: AddObject.Request, response: AddObject.Response):
-        points = [(float(p.x), float(p.y)) for p in request.points]
-        labels = [int(v) for v in request.labels] or [1] * len(points)
-        box = None
-        if request.use_box:
-            roi = request.box
-            box = (roi.x_offset, roi.y_offset, roi.x_offset + roi.width, roi.y_offset + roi.height)
-        try:
-            if len(labels) != len(points):
-                raise ValueError(f"{len(points)} points but {len(labels)} labels")
-            if not points and box is None:
-                raise ValueError("give at least one point or set use_box")
-            response.id = self.add_object(
-                points, labels, box, request.id or None, request.name, request.camera
-            )
-        except (ValueError, KeyError, NodeNotActiveError) as exc:
-            response.success, response.message = False, str(exc)
-            self.get_logger().warning(f"add_object refused: {exc}")
-            return response
-        response.success, response.message = True, f"tracking object {response.id!r}"
-        return response
-
-    @_never_raises
-    def _on_click(self, camera: CameraIO, msg: PointStamped) -> None:
-        point = (msg.point.x, msg.point.y)
-        try:
-            new_id = self.add_object([point], [1], None, None, "", camera.name)
-        except (ValueError, NodeNotActiveError) as exc:
-            self.get_logger().warning(f"click at ({point[0]}, {point[1]}) ignored: {exc}")
-            return
-        self.get_logger().info(f"click at ({point[0]:.0f}, {point[1]:.0f}) → {new_id!r}")
-
-    @_never_raises
-    def _on_box(self, camera: CameraIO, msg: RegionOfInterest) -> None:
-        box = (msg.x_offset, msg.y_offset, msg.x_offset + msg.width, msg.y_offset + msg.height)
-        self._prompt_box(camera, box, "")
-
-    @_never_raises
-    def _on_detection_prompts(
-        self, camera: CameraIO, prompts: list[detections.DetectionPrompt]
-    ) -> None:
-        taken: list[tuple[int, int, int, int]] = []  # boxes of this message already prompted
-        for prompt in prompts:  # `detections_in`: one object per new box, named by its class
-            if any(box_iou(prompt.box, other) > BOX_DUPLICATE_IOU for other in taken):
-                continue
-            taken.append(prompt.box)
-            self._prompt_box(camera, prompt.box, prompt.name)
-
-    def _prompt_box(self, camera: CameraIO, box: tuple[int, int, int, int], name: str) -> None:
-        pipeline = camera.pipeline
-        if pipeline is not None and pipeline.overlaps_tracked(box):
-            return
-        try:
-            new_id = self.add_object(None, None, box, None, name, camera.name)
-        except (ValueError, NodeNotActiveError) as exc:
-            self.get_logger().warning(f"box {box} ignored: {exc}", throttle_duration_sec=5.0)
-            return
-        self.get_logger().info(f"box {box} {name!r} → {new_id!r}".replace(" '' ", " "))
-
-    @_never_raises
-    def _on_remove_object(self, request: RemoveObject.Request, response: RemoveObject.Response):
-        try:
-            pipelines = self._require_active()
-            pipelines.camera_of(request.id).remove_object(request.id)
-        except (KeyError, ValueError, NodeNotActiveError) as exc:
-            response.success, response.message = False, str(exc)
-            return response
-        response.success, response.message = True, f"removed {request.id!r}"
-        return response
-
-    @_never_raises
-    def _on_reset(self, request: Trigger.Request, response: Trigger.Response):
-        try:
-            pipelines = self._require_active()
-        except NodeNotActiveError as exc:
-            response.success, response.message = False, str(exc)
-            return response
-        count = pipelines.reset()
-        response.success, response.message = True, f"reset: forgot {count} object(s)"
-        return response
-
-    @_never_raises
-    def _on_describe(self, request: Describe.Request, response: Describe.Response):
-        kind = request.kind or Describe.Request.KIND_CATEGORY
-        outputs_3d.fill_describe_response(response, self._outputs_3d_of(request.id), request.id)
-        try:
-            self._require_active()
-            if self.scheduler is None:
-                raise NodeNotActiveError("semantics are disabled (semantics.enabled:=false)")
-            answer = self.scheduler.describe_now(
-                request.id, kind, float(request.max_age), request.language or None
-            )
-        except (SchedulerError, NodeNotActiveError) as exc:
-            response.success, response.message = False, str(exc)
-            if isinstance(exc, DescribeFailedError):
-                self.get_logger().error(str(exc))
-            return response
-        response.success = True
-        response.message = "from cache" if answer.from_cache else "computed"
-        response.semantics = message_builders.semantics_msg(answer.semantics)
-        response.text = answer.text
-        response.from_cache = answer.from_cache
-        response.latency = float(answer.latency)
-        return response
-
-    def _outputs_3d_of(self, object_id: str):
-        """The 3D outputs of the camera tracking `object_id` (None: none or depth off)."""
-        pipelines = self.pipelines
-        if pipelines is None:
-            return None
-        try:
-            return self.cameras[pipelines.camera_of(object_id).camera].outputs_3d
-        except KeyError:
-            return None
+        """Prompt a new object (see `ObjectServices.add_object`)."""
+        return self.objects.add_object(points, labels, box, object_id, name, camera)
 
     def _log_semantics_error(self, message: str) -> None:
         self.get_logger().error(message, throttle_duration_sec=5.0)
