@@ -70,7 +70,9 @@ def installed():
     return launch_file
 
 
-def test_installed_launch_file_tracks_and_stops_cleanly_on_sigint(installed, tmp_path):
+@pytest.mark.parametrize("cameras", ["", "head,wrist"], ids=["one camera", "two cameras"])
+def test_installed_launch_file_tracks_and_stops_cleanly_on_sigint(installed, tmp_path, cameras):
+    """With `cameras:=head,wrist` one node tracks two video sources (one per camera)."""
     from pam_ros.tracking import TrackerConfig
     from pam_ros.tracking.random_weights import write_random_checkpoint
 
@@ -105,6 +107,7 @@ def test_installed_launch_file_tracks_and_stops_cleanly_on_sigint(installed, tmp
             "image_size:=256",  # a launch argument over the file's default
             "video_source:=generated",
             "video_rate_hz:=10.0",
+            *([f"cameras:={cameras}"] if cameras else []),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -116,9 +119,13 @@ def test_installed_launch_file_tracks_and_stops_cleanly_on_sigint(installed, tmp
     probe = rclpy.create_node("launch_probe", namespace=f"/{namespace}", context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(probe)
-    tracked: list[TrackedObjectArray] = []
+    names = cameras.split(",") if cameras else [""]
+    by_camera: dict[str, list[TrackedObjectArray]] = {name: [] for name in names}
     reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    probe.create_subscription(TrackedObjectArray, "tracked_objects", tracked.append, reliable)
+    for name, received in by_camera.items():
+        topic = f"{name}/tracked_objects" if name else "tracked_objects"
+        probe.create_subscription(TrackedObjectArray, topic, received.append, reliable)
+    tracked = by_camera[names[0]]  # the camera prompted below
 
     def spin_until(condition, what, timeout=WAIT_S):
         def step():
@@ -135,10 +142,12 @@ def test_installed_launch_file_tracks_and_stops_cleanly_on_sigint(installed, tmp
         return future.result()
 
     try:
-        spin_until(lambda: tracked, "tracked_objects from the launched node")
+        spin_until(lambda: all(by_camera.values()), "tracked_objects of every camera")
         add = probe.create_client(AddObject, "add_object")
-        answer = call(add, AddObject.Request(points=[Point(x=120.0, y=100.0)], labels=[1]))
+        request = AddObject.Request(camera=names[0], points=[Point(x=120.0, y=100.0)], labels=[1])
+        answer = call(add, request)
         assert answer.success, answer.message
+        assert answer.id == (f"{names[0]}/1" if names[0] else "1")
         count = len(tracked)
         spin_until(lambda: any(m.objects for m in tracked[count:]), "a frame with the object")
         latest = tracked[-1]
@@ -175,8 +184,9 @@ def test_installed_launch_file_tracks_and_stops_cleanly_on_sigint(installed, tmp
     assert code == 0, output
     assert "context is invalid" not in output and "Traceback" not in output, output
     assert "SIGTERM" not in output, output  # launch did not have to escalate
-    for name in ("pam_node", "video_source"):
+    for name, count in (("pam_node", 1), ("video_source", len(names))):  # a source per camera
         exits = [
             line for line in output.splitlines() if "process has finished" in line and name in line
         ]
-        assert exits and all("exit code 0" in line or "cleanly" in line for line in exits), output
+        assert len(exits) == count, output
+        assert all("exit code 0" in line or "cleanly" in line for line in exits), output

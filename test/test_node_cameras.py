@@ -282,6 +282,16 @@ def test_two_cameras_one_node_over_dds(ros_context, checkpoints):
         full = h.call(h.add, add_request(camera="wrist", points=[(100, 100)]))
         assert not full.success and "max_objects=2" in full.message
         assert h.call(h.add, add_request(camera="head", points=[(100, 100)])).success
+        # cleanup + configure: the models are rebuilt for both cameras, the objects are gone
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        assert node.tracker is None and node.object_ids == []
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        index += 1
+        results = h.step(index)
+        assert results["head"].objects == [] and results["wrist"].objects == []
+        assert h.call(h.add, add_request(camera="wrist", points=[(210, 120)])).id == "wrist/1"
     finally:
         h.close()
 
