@@ -49,6 +49,9 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=120)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
+        "--semantic-rate-hz", type=float, default=20.0, help="engine calls per second"
+    )
+    parser.add_argument(
         "--trim-period-s",
         type=float,
         default=30.0,
@@ -64,7 +67,7 @@ def main() -> None:
     scheduler = SemanticsScheduler(
         engine,
         SchedulerConfig(
-            rate_hz=20.0,
+            rate_hz=args.semantic_rate_hz,
             refresh_period_s=1.0,
             video_segment_frames=16,
             kinds=("category",),
