@@ -3,7 +3,9 @@
 The library pipeline as the node wires it: StreamingTracker.track per frame, observations to a
 SemanticsScheduler whose worker thread describes objects (category refreshes and streaming
 video captions), objects added and removed along the way. Tiny random models at 256 px on
-small generated frames (a moving disc and square on a textured background).
+small generated frames (a moving disc and square on a textured background). The C heap is
+trimmed every --trim-period-s seconds as the node does (`memory_trim_period_s`; 0: never, to
+see what glibc keeps without it).
 
     python bench/bench_soak.py                      # 10,000 frames, a line every 1,000
     python bench/bench_soak.py --frames 300 --every 50
