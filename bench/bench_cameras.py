@@ -169,12 +169,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window per side")
     parser.add_argument("--warmup-s", type=float, default=5.0)
     parser.add_argument("--startup-s", type=float, default=180.0)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch intra-op threads per node process (OMP_NUM_THREADS; 0: torch's default)",
+    )
     args = parser.parse_args()
     if not args.pam:
         from pam_ros.semantics.random_checkpoint import write_random_checkpoint
 
         args.pam = str(write_random_checkpoint(Path(tempfile.mkdtemp()) / "pam_tiny", "tiny"))
     env = dict(os.environ, **profile_environment(""))  # 854x480 frames between processes
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
     rclpy.init()
     try:
         one = run_side(args, "one node", [("/bench_one", ["head", "wrist"])], env)
@@ -183,8 +191,9 @@ def main() -> None:
         )
     finally:
         rclpy.try_shutdown()
+    threads = f", {args.threads} torch thread(s) per node" if args.threads else ""
     print(f"{args.tracker_size} @ {args.image_size} px on {args.device}, cameras at "
-          f"{args.rate_hz:g} Hz, {args.seconds:g} s measured per side")  # fmt: skip
+          f"{args.rate_hz:g} Hz, {args.seconds:g} s measured per side{threads}")  # fmt: skip
     for label, side in (("one node, two cameras", one), ("two nodes, one camera each", two)):
         cameras = ", ".join(f"{fps:.2f}" for fps in side["per_camera"].values())
         gpu = f", GPU {side['gpu_mb']:.0f} MB" if args.device.startswith("cuda") else ""
