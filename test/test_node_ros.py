@@ -204,6 +204,7 @@ def test_track_prompt_remove_describe_over_dds(harness_factory, checkpoints, fra
             assert (obj.mask.width, obj.mask.height) == (width, height)
             mask = tracked_mask(obj)
             assert obj.mask_area == np.count_nonzero(mask)
+            assert not obj.has_position and obj.no_position_reason.startswith("no_depth:")
         car = next(obj for obj in msg.objects if obj.id == "car")
         assert car.name == "car" and car.present and car.score > 0
         assert 0 < car.mask_area < width * height  # informative: neither empty nor full

@@ -306,6 +306,8 @@ class Objects3DOutputs:
         self._tf_listener = None  # its subscriptions go with the node
 
 
+DEPTH_OFF = "no_depth: depth input is off (depth.enabled false)"
+
 # ---- hooks for the node ---------------------------------------------------------------------
 
 
@@ -347,8 +349,11 @@ def stop_3d(intake, outputs) -> None:
 
 
 def publish_3d(node, outputs, header, frame_result, tracked_array, semantics) -> None:
-    """Fill and publish the 3D state; a failure here never stops tracking (logged, counted)."""
+    """Fill and publish the 3D state; a failure here never stops tracking (logged, counted).
+    Without depth every object says why it has no position."""
     if outputs is None:
+        for msg in tracked_array.objects:
+            msg.no_position_reason = DEPTH_OFF
         return
     try:
         outputs.publish(header, frame_result, tracked_array, semantics)
@@ -360,7 +365,7 @@ def publish_3d(node, outputs, header, frame_result, tracked_array, semantics) ->
 def fill_describe_response(response, outputs, object_id: str) -> None:
     """Describe answers carry where the object is (its latest 3D state)."""
     if outputs is None:
-        response.no_position_reason = "no_depth: depth input is off (depth.enabled false)"
+        response.no_position_reason = DEPTH_OFF
         return
     latest = outputs.latest(object_id)
     if latest is None:
