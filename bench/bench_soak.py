@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=160)
     parser.add_argument("--height", type=int, default=120)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--image-size", type=int, default=256, help="SAM 2 input pixels")
     parser.add_argument(
         "--semantic-rate-hz", type=float, default=20.0, help="engine calls per second"
     )
@@ -63,7 +64,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     folder = Path(tempfile.mkdtemp(prefix="pam_soak_"))
     tracker = StreamingTracker.from_config(
-        TrackerConfig(model_size="tiny", image_size=256, random_weights=True)
+        TrackerConfig(model_size="tiny", image_size=args.image_size, random_weights=True)
     )
     engine = SemanticEngine.from_pretrained(write_pam(folder / "pam_tiny", size="tiny", seed=0))
     scheduler = SemanticsScheduler(
