@@ -50,6 +50,10 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _threads_env(env: dict, threads: int) -> dict:
+    return dict(env, OMP_NUM_THREADS=str(threads)) if threads else env
+
+
 def run_side(args, label: str, nodes: list[tuple[str, list[str]]], env) -> dict:
     """`nodes`: (namespace, cameras) per pam_node process. Returns the side's figures."""
     processes, node_pids = [], []
@@ -78,7 +82,7 @@ def run_side(args, label: str, nodes: list[tuple[str, list[str]]], env) -> dict:
             process = subprocess.Popen(
                 [sys.executable, "-m", "pam_ros.node.pam_node", "--ros-args",
                  "-r", f"__ns:={namespace}", *parameters, *camera_args, "--log-level", "warn"],
-                env=env,
+                env=_threads_env(env, args.threads * len(cameras)),
             )  # fmt: skip
             processes.append(process)
             node_pids.append(process.pid)
@@ -173,7 +177,8 @@ def main() -> None:
         "--threads",
         type=int,
         default=0,
-        help="torch intra-op threads per node process (OMP_NUM_THREADS; 0: torch's default)",
+        help="torch intra-op threads per camera (OMP_NUM_THREADS of a node: this times its "
+        "cameras, so both sides get the same threads in total; 0: torch's default)",
     )
     args = parser.parse_args()
     if not args.pam:
@@ -181,8 +186,6 @@ def main() -> None:
 
         args.pam = str(write_random_checkpoint(Path(tempfile.mkdtemp()) / "pam_tiny", "tiny"))
     env = dict(os.environ, **profile_environment(""))  # 854x480 frames between processes
-    if args.threads:
-        env["OMP_NUM_THREADS"] = str(args.threads)
     rclpy.init()
     try:
         one = run_side(args, "one node", [("/bench_one", ["head", "wrist"])], env)
@@ -191,7 +194,7 @@ def main() -> None:
         )
     finally:
         rclpy.try_shutdown()
-    threads = f", {args.threads} torch thread(s) per node" if args.threads else ""
+    threads = f", {args.threads} torch thread(s) per camera" if args.threads else ""
     print(f"{args.tracker_size} @ {args.image_size} px on {args.device}, cameras at "
           f"{args.rate_hz:g} Hz, {args.seconds:g} s measured per side{threads}")  # fmt: skip
     for label, side in (("one node, two cameras", one), ("two nodes, one camera each", two)):
