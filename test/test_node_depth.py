@@ -306,8 +306,12 @@ def test_target_frame_when_tf_knows_it_and_a_diagnostic_when_not(ros_context, ch
 
         in_base = wait_for(in_base_frame, what="detections in pam_test_base")
         stamp = (in_base.header.stamp.sec, in_base.header.stamp.nanosec)
-        tracked = next(
-            m for m in h.tracked if (m.header.stamp.sec, m.header.stamp.nanosec) == stamp
+        tracked = wait_for(  # tracked_objects goes out just after the 3D outputs of a frame
+            lambda: next(
+                (m for m in h.tracked if (m.header.stamp.sec, m.header.stamp.nanosec) == stamp),
+                None,
+            ),
+            what="the tracked_objects of those detections",
         )
         p = tracked.objects[0].position  # in the camera frame
         pose = in_base.detections[0].results[0].pose.pose.position
