@@ -161,7 +161,10 @@ class FramePipeline:
         if self.scheduler is not None:
             if self.config.synchronous_semantics:
                 calls = self.scheduler.tick()
-        semantics = self.scheduler.all_semantics() if self.scheduler is not None else {}
+        # only this frame's objects (the scheduler may hold other cameras' too)
+        semantics = (
+            self.scheduler.all_semantics(result.objects) if self.scheduler is not None else {}
+        )
         return FrameOutput(
             stamp_ns=stamp_ns,
             image_size=(frame.shape[1], frame.shape[0]),

@@ -28,6 +28,7 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import RegionOfInterest
+from test_node_ros import node_parameters
 
 from pam_ros.msg import TrackedObjectArray
 from pam_ros.node.dds_profile import profile_environment
@@ -50,26 +51,16 @@ def stamp_of(index: int) -> int:  # as clip_cameras_process.py stamps frame `ind
 
 
 def parameters(checkpoints, **extra) -> list[Parameter]:
-    sam, pam = checkpoints
-    values = {
-        "cameras": ["head", "wrist"],
-        "tracker.model_size": "tiny",
-        "tracker.image_size": 256,
-        "tracker.checkpoint": sam,
-        "tracker.allow_download": False,
-        "semantics.model_path": pam,
-        "device": "cpu",
-        "semantic_rate_hz": 20.0,
-        "semantic_kinds": ["category"],
-        "max_new_tokens": 8,  # random weights talk until the limit: keep answers short
-        "video_caption_segment_frames": 0,
-        "mask_layout": "full_frame",
-        "overlay_rate_hz": 0.0,
-        "diagnostics_period_s": 0.2,
-        "camera_timeout_s": 1.0,
-        "qos.reliability": "reliable",
+    """test_node_ros's tiny-model parameters with two cameras, short answers, no overlay."""
+    values = node_parameters(
+        checkpoints,
+        cameras=["head", "wrist"],
+        semantic_kinds=["category"],
+        max_new_tokens=8,
+        overlay_rate_hz=0.0,
+        camera_timeout_s=1.0,
         **extra,
-    }
+    )
     return [Parameter(name, value=value) for name, value in values.items()]
 
 

@@ -99,7 +99,7 @@ class FrameTimings:
     convert_s: float  # ROS image → RGB numpy
     track_s: float  # the tracker (the model)
     publish_s: float  # scheduler hand-over, message building, publishing
-    frames: int = 1  # camera frames in the step
+    frames: int = 1  # camera frames tracked together in the step
 
     @property
     def overhead_fraction(self) -> float:
@@ -441,6 +441,7 @@ class PamNode(LifecycleNode):
                 pipeline.config = dataclasses.replace(
                     pipeline.config, max_objects=updated.max_objects
                 )
+        self.heap_trimmer.period_s = updated.memory_trim_period_s
         if "overlay_rate_hz" in values:
             self._restart_overlay_timer()
         if "diagnostics_period_s" in values:
@@ -468,7 +469,6 @@ class PamNode(LifecycleNode):
                     pending[name] = frame
             if pending and not self._stop_worker.is_set():
                 self._process(pending)
-                self.heap_trimmer.period_s = self.params.memory_trim_period_s
                 self.heap_trimmer.maybe_trim()
 
     def _process(self, pending: dict[str, PendingFrame]) -> None:

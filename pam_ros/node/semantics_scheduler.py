@@ -401,9 +401,12 @@ class SemanticsScheduler:
             state = self._objects.get(object_id)
             return None if state is None else state.record.copy()
 
-    def all_semantics(self) -> dict[str, ObjectSemanticsRecord]:
+    def all_semantics(self, ids=None) -> dict[str, ObjectSemanticsRecord]:
+        """Copies of the records of every object, or of those of `ids` that are known."""
         with self._lock:
-            return {oid: state.record.copy() for oid, state in self._objects.items()}
+            if ids is None:
+                return {oid: state.record.copy() for oid, state in self._objects.items()}
+            return {oid: self._objects[oid].record.copy() for oid in ids if oid in self._objects}
 
     def queue_depth(self) -> int:
         """Objects waiting for the engine: new, finished video segments, refreshes due."""
