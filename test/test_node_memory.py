@@ -72,9 +72,10 @@ def test_configure_cleanup_cycles_give_memory_back(checkpoints):
         )
         # cleanup gives back most of what configure and tracking took ...
         assert cleaned[0] < active[0] - 0.5 * (active[0] - start), (start, active, cleaned)
-        # ... and the process stays flat from the second cycle on (within 5 %)
-        for value in cleaned[1:]:
-            assert value <= 1.05 * cleaned[0], (cleaned, active)
+        # ... and the process stays flat from the second cycle on (within 5 % of it, as the
+        # issue asks; the first cycle's level depends on what the suite ran before)
+        for value in cleaned[2:]:
+            assert value <= 1.05 * cleaned[1], (cleaned, active)
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)
