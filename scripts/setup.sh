@@ -46,7 +46,25 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     -r "$REPO/requirements/ml.txt" -r "$REPO/requirements/dev.txt"
   # sam2 declares torch>=2.5.1 and would replace the torch above with a 5 GB CUDA build;
   # its real runtime needs are in requirements/ml.txt. No CUDA extension is built.
-  SAM2_BUILD_CUDA=0 pip_install --no-deps --no-build-isolation "sam2==1.1.0"
+  # PyPI's sam2 1.1.0 is a third-party upload (today byte-identical to Meta's code at 2b90b9f):
+  # pinned by the hash of that sdist, so a later upload under the same name cannot change it.
+  SAM2_BUILD_CUDA=0 pip_install --no-deps --no-build-isolation --require-hashes \
+    -r "$REPO/requirements/sam2.txt"
+  # torchvision (sam2's automatic mask generator, NMS): on a CPU torch the registries serve only
+  # a CUDA-linked torchvision 0.28.0; ../shared/torchvision_cpu makes that official wheel import.
+  # With a CUDA torch, install torchvision from the same index as torch instead.
+  if "$PY" -c 'import sys, torch; sys.exit(torch.version.cuda is not None)'; then
+    TV_SRC="${PAM_TORCHVISION_CPU:-$REPO/../shared/torchvision_cpu}"
+    if [ -f "$TV_SRC/install.sh" ]; then
+      bash "$TV_SRC/install.sh" --venv "$VENV"
+    else
+      log "no $TV_SRC: torchvision not installed (discovery's parity test skips)"
+    fi
+  elif [ -n "${TORCH_INDEX_URL:-}" ]; then
+    pip_install torchvision --index-url "$TORCH_INDEX_URL"
+  else
+    pip_install torchvision
+  fi
   # The ROS message wheels were built on manylinux and export include directories under
   # /opt/python/...; point those at this venv's Python and numpy headers instead.
   py_inc="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
