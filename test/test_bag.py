@@ -334,7 +334,10 @@ def test_existing_output_and_bad_prompts_are_refused(small_bag, tmp_path):
         )
 
 
-def test_ctrl_c_leaves_a_readable_bag(tmp_path, frames, checkpoints):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_leaves_a_readable_bag(tmp_path, frames, checkpoints, signum):
+    """Also when started with SIGINT ignored, as a non-interactive shell starts background jobs
+    (CI): the tool installs its own handlers."""
     source = write_source_bag(
         tmp_path / "source", frames[:30], compressed=False, storage=StoragePlugin.MCAP
     )
@@ -357,7 +360,13 @@ def test_ctrl_c_leaves_a_readable_bag(tmp_path, frames, checkpoints):
     prompts = tmp_path / "prompts.json"
     prompts.write_text(json.dumps([{"frame": 0, "box": [300, 150, 600, 380]}]))
     command += ["--prompts", str(prompts)]
-    process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
     summary = Path(str(output) + ".jsonl")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
@@ -365,7 +374,7 @@ def test_ctrl_c_leaves_a_readable_bag(tmp_path, frames, checkpoints):
             break
         time.sleep(0.05)
     assert process.poll() is None, process.stderr.read()
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     messages = read_bag(output)  # every message deserialises: the MCAP was closed properly

@@ -70,7 +70,10 @@ def test_configure_cleanup_cycles_give_memory_back(checkpoints):
             f"RSS MB: start {start / MB:.0f}, active {[round(a / MB) for a in active]}, "
             f"after cleanup {[round(c / MB) for c in cleaned]}"
         )
-        # cleanup gives back most of what configure and tracking took ...
+        # cleanup gives back what configure and tracking took: within 3 % of the level before
+        # the first configure (the heap was once trimmed while a local still held the
+        # pipelines, leaving ~30 MB, 6 %, per cleanup) ...
+        assert max(cleaned) <= 1.03 * start, (start, active, cleaned)
         assert cleaned[0] < active[0] - 0.5 * (active[0] - start), (start, active, cleaned)
         # ... and the process stays flat from the second cycle on (within 5 % of it, as the
         # issue asks; the first cycle's level depends on what the suite ran before)

@@ -12,6 +12,7 @@ the output bag is closed and valid with the frames done so far).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -170,8 +171,17 @@ def options_from_args(args: argparse.Namespace) -> AnnotateOptions:
     )
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Ctrl-C and `kill` stop after the current frame and close the bag. Explicit handlers: a
+    # process started in the background by a non-interactive shell (CI, `cmd &`) inherits
+    # SIGINT ignored, and Python then installs no KeyboardInterrupt handler of its own.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     if args.command == "from-frames":
         return from_frames(args)
     options = options_from_args(args)

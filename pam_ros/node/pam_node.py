@@ -239,8 +239,14 @@ class PamNode(LifecycleNode):
                 tracker, list(self.cameras), scheduler, PipelineConfig(params.max_objects)
             )
         except Exception as exc:  # missing weights, bad checkpoint, out of memory ...
-            self.get_logger().error(f"configure failed, the node stays unconfigured: {exc}")
-            self.last_error = f"configure failed: {exc}"
+            failure = str(exc)
+        else:
+            failure = None
+        if failure is not None:
+            # Outside the except clause: the exception's traceback (and the half-loaded weights
+            # its frames reference) is gone before the memory is given back.
+            self.get_logger().error(f"configure failed, the node stays unconfigured: {failure}")
+            self.last_error = f"configure failed: {failure}"
             for model in (tracker, engine):
                 if model is not None:
                     model.release()
@@ -379,6 +385,12 @@ class PamNode(LifecycleNode):
         self._release_models()
 
     def _release_models(self) -> None:
+        self._drop_models()
+        # After _drop_models has returned: no local of it still holds the pipelines, the
+        # scheduler or their features while the memory is given back.
+        give_back_memory(self.device)  # gc, CUDA cache, glibc heap (pam_ros/memory.py)
+
+    def _drop_models(self) -> None:
         if self.scheduler is not None:
             self.scheduler.stop()
         with self._models_lock:
@@ -394,7 +406,6 @@ class PamNode(LifecycleNode):
             if self.engine is not None:
                 self.engine.release()
             self.tracker, self.engine, self.scheduler = None, None, None
-        give_back_memory(self.device)  # gc, CUDA cache, glibc heap (pam_ros/memory.py)
 
     def _free_cached_device_memory(self) -> None:
         if self.device.startswith("cuda"):
