@@ -26,9 +26,9 @@ setup(
     ],
     entry_points={
         "console_scripts": [
-            "pam_node = pam_ros.node.pam_node:main",
-            "pam_demo = pam_ros.demo.run_demo:main",
-            "pam_video_source = pam_ros.demo.video_source:main",
+            "pam_node = pam_ros.ros.pam_node:main",
+            "pam_demo = pam_ros.tools.demo.run_demo:main",
+            "pam_video_source = pam_ros.tools.demo.video_source:main",
         ],
     },
 )

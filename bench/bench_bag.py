@@ -34,8 +34,8 @@ import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 from bench_node import Bench, load_frames  # noqa: E402
 
-from pam_ros.bag.annotate import AnnotateOptions, ModelOptions, annotate  # noqa: E402
-from pam_ros.bag.record import write_frames_bag  # noqa: E402
+from pam_ros.tools.bag.annotate import AnnotateOptions, ModelOptions, annotate  # noqa: E402
+from pam_ros.tools.bag.record import write_frames_bag  # noqa: E402
 
 
 def node_fps(parameters: dict, frames, point, index: int) -> float:
@@ -91,8 +91,8 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="pam_bench_bag_"))
     sam = os.path.expanduser(args.tracker_checkpoint)
     if not sam:
+        from pam_ros.testing.random_sam2 import write_random_checkpoint
         from pam_ros.tracking import TrackerConfig
-        from pam_ros.tracking.random_weights import write_random_checkpoint
 
         config = TrackerConfig(model_size=args.tracker_size, image_size=args.image_size)
         sam = str(write_random_checkpoint(config, workdir / "sam_random.pt"))

@@ -33,7 +33,7 @@ from geometry_msgs.msg import Point
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from pam_ros.msg import TrackedObjectArray
-from pam_ros.node.dds_profile import profile_environment
+from pam_ros.ros.dds_profile import profile_environment
 from pam_ros.srv import AddObject
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/davis2016_val_subset/JPEGImages/480p"
@@ -80,7 +80,7 @@ def run_side(args, label: str, nodes: list[tuple[str, list[str]]], env) -> dict:
         for namespace, cameras in nodes:
             camera_args = ["-p", f"cameras:=[{', '.join(cameras)}]"] if cameras[0] else []
             process = subprocess.Popen(
-                [sys.executable, "-m", "pam_ros.node.pam_node", "--ros-args",
+                [sys.executable, "-m", "pam_ros.ros.pam_node", "--ros-args",
                  "-r", f"__ns:={namespace}", *parameters, *camera_args, "--log-level", "warn"],
                 env=_threads_env(env, args.threads * len(cameras)),
             )  # fmt: skip
@@ -91,7 +91,7 @@ def run_side(args, label: str, nodes: list[tuple[str, list[str]]], env) -> dict:
                 name = camera or namespace.rsplit("_", 1)[-1]
                 processes.append(
                     subprocess.Popen(
-                        [sys.executable, "-m", "pam_ros.demo.video_source", "--ros-args",
+                        [sys.executable, "-m", "pam_ros.tools.demo.video_source", "--ros-args",
                          "-r", f"__ns:={namespace}", "-r", f"__node:=source_{name}",
                          "-r", f"image:={topic}", "-p", f"source:={DATA / CLIPS[name]}",
                          "-p", f"rate_hz:={args.rate_hz}", "-p", "loop:=true",
@@ -182,7 +182,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if not args.pam:
-        from pam_ros.semantics.random_checkpoint import write_random_checkpoint
+        from pam_ros.testing.random_pam import write_random_checkpoint
 
         args.pam = str(write_random_checkpoint(Path(tempfile.mkdtemp()) / "pam_tiny", "tiny"))
     env = dict(os.environ, **profile_environment(""))  # 854x480 frames between processes

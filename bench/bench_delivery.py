@@ -79,7 +79,7 @@ def run_subscriber(reliability: str) -> None:
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image
 
-    from pam_ros.node.image_intake import DeliveryCounters, IntakeConfig, QosMatchedSubscription
+    from pam_ros.ros.image_intake import DeliveryCounters, IntakeConfig, QosMatchedSubscription
 
     rclpy.init()
     node = rclpy.create_node("bench_subscriber")

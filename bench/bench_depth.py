@@ -23,7 +23,8 @@ import torch
 
 from pam_ros.geometry import CameraIntrinsics, decode_depth, estimate_object_3d
 from pam_ros.geometry.object_3d import _mask_box
-from pam_ros.geometry.render import Box, Plane, render_depth, to_millimetres
+from pam_ros.testing.random_sam2 import random_sam2_on_device
+from pam_ros.testing.scene import Box, Plane, render_depth, to_millimetres
 from pam_ros.tracking import StreamingTracker, TrackerConfig
 
 
@@ -55,7 +56,7 @@ def rgbd_scene(width: int, height: int, count: int):
 
 def run(tracker_config, width, height, count, frames):
     colour, depth_mm, intrinsics, masks = rgbd_scene(width, height, count)
-    tracker = StreamingTracker.from_config(tracker_config)
+    tracker = StreamingTracker(random_sam2_on_device(tracker_config), tracker_config)
     tracker.track(colour, stamp_ns=0)
     for mask in masks:
         tracker.add_object(box=_mask_box(mask))
@@ -107,7 +108,6 @@ def main(argv: list[str] | None = None) -> None:
         image_size=args.image_size,
         device="cpu",
         dtype="float32",
-        random_weights=True,
         seed=0,
     )
     print(

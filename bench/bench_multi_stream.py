@@ -150,8 +150,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = args.checkpoint
         if not checkpoint:
+            from pam_ros.testing.random_sam2 import write_random_checkpoint
             from pam_ros.tracking import TrackerConfig
-            from pam_ros.tracking.random_weights import write_random_checkpoint
 
             config = TrackerConfig(model_size=args.model_size, image_size=args.image_size)
             checkpoint = str(write_random_checkpoint(config, Path(tmp) / "sam.pt"))

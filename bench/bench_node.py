@@ -43,9 +43,9 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from pam_ros.msg import TrackedObjectArray  # noqa: E402
-from pam_ros.node.image_conversion import rgb_to_image_msg  # noqa: E402
-from pam_ros.node.message_builders import stamp_from_ns, stamp_to_ns  # noqa: E402
-from pam_ros.node.pam_node import PamNode  # noqa: E402
+from pam_ros.ros.image_conversion import rgb_to_image_msg  # noqa: E402
+from pam_ros.ros.message_builders import stamp_from_ns, stamp_to_ns  # noqa: E402
+from pam_ros.ros.pam_node import PamNode  # noqa: E402
 from pam_ros.srv import AddObject, Describe  # noqa: E402
 
 DAVIS = Path(os.environ.get("PAM_ROS_DATA", REPO.parent / "shared" / "data")) / (
@@ -57,7 +57,7 @@ def load_frames(count: int) -> list[np.ndarray]:
     paths = sorted(DAVIS.glob("*.jpg"))[:count]
     if paths:
         return [np.ascontiguousarray(cv2.imread(str(p))[:, :, ::-1]) for p in paths]
-    from pam_ros.demo.frame_sources import open_frame_source
+    from pam_ros.tools.demo.frame_sources import open_frame_source
 
     return list(open_frame_source("generated", count))
 
@@ -254,14 +254,14 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="pam_bench_"))
     sam = os.path.expanduser(args.tracker_checkpoint)
     if not sam:
+        from pam_ros.testing.random_sam2 import write_random_checkpoint
         from pam_ros.tracking import TrackerConfig
-        from pam_ros.tracking.random_weights import write_random_checkpoint
 
         config = TrackerConfig(model_size=args.tracker_size, image_size=args.image_size)
         sam = str(write_random_checkpoint(config, workdir / "sam_random.pt"))
     pam = args.pam
     if not pam:
-        from pam_ros.semantics.random_checkpoint import write_random_checkpoint
+        from pam_ros.testing.random_pam import write_random_checkpoint
 
         pam = str(write_random_checkpoint(workdir / "pam_tiny", size="tiny"))
     random_note = " (RANDOM weights)" if not args.tracker_checkpoint else ""

@@ -30,9 +30,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pam_ros.features import RegionFeatures
+from pam_ros.core.features import RegionFeatures
 from pam_ros.semantics import KINDS, DescribeRequest, GenerationSettings, SemanticEngine
-from pam_ros.semantics.random_checkpoint import write_random_checkpoint
+from pam_ros.testing.random_pam import write_random_checkpoint
 
 
 def _sync(device: torch.device) -> None:

@@ -33,10 +33,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pam_ros.features import RegionFeatures
-from pam_ros.node.semantics_scheduler import ObjectObservation, SchedulerConfig, SemanticsScheduler
+from pam_ros.core.features import RegionFeatures
+from pam_ros.pipeline.semantics_scheduler import (
+    ObjectObservation,
+    SchedulerConfig,
+    SemanticsScheduler,
+)
 from pam_ros.semantics import DescribeRequest, GenerationSettings, SemanticEngine
-from pam_ros.semantics.random_checkpoint import write_random_checkpoint
+from pam_ros.testing.random_pam import write_random_checkpoint
 
 IMAGE_KINDS = ("category", "explain", "caption", "detailed_caption")
 

@@ -23,10 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pam_ros.memory import HeapTrimmer, rss_bytes
-from pam_ros.node.semantics_scheduler import ObjectObservation, SchedulerConfig, SemanticsScheduler
+from pam_ros.core.memory import HeapTrimmer, rss_bytes
+from pam_ros.pipeline.semantics_scheduler import (
+    ObjectObservation,
+    SchedulerConfig,
+    SemanticsScheduler,
+)
 from pam_ros.semantics import SemanticEngine
-from pam_ros.semantics.random_checkpoint import write_random_checkpoint as write_pam
+from pam_ros.testing.random_pam import write_random_checkpoint as write_pam
+from pam_ros.testing.random_sam2 import random_sam2_on_device
 from pam_ros.tracking import StreamingTracker, TrackerConfig
 
 MB = 2**20
@@ -63,9 +68,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     folder = Path(tempfile.mkdtemp(prefix="pam_soak_"))
-    tracker = StreamingTracker.from_config(
-        TrackerConfig(model_size="tiny", image_size=args.image_size, random_weights=True)
-    )
+    tracker_config = TrackerConfig(model_size="tiny", image_size=args.image_size)
+    tracker = StreamingTracker(random_sam2_on_device(tracker_config), tracker_config)
     engine = SemanticEngine.from_pretrained(write_pam(folder / "pam_tiny", size="tiny", seed=0))
     scheduler = SemanticsScheduler(
         engine,

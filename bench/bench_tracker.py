@@ -32,9 +32,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pam_ros.testing.random_sam2 import write_random_checkpoint
 from pam_ros.tracking import StreamingTracker, TrackerConfig
 from pam_ros.tracking.model_builder import hydra_overrides
-from pam_ros.tracking.random_weights import write_random_checkpoint
 
 DEFAULT_FRAMES = Path(__file__).resolve().parents[2] / "shared/data/davis2016_val_subset"
 DEFAULT_FRAMES = DEFAULT_FRAMES / "JPEGImages/480p/blackswan"

@@ -5,7 +5,7 @@
     ros2 launch pam_ros camera.launch.py \
         params_file:=$(ros2 pkg prefix pam_ros)/share/pam_ros/config/pam_jetson.yaml
 
-The arguments and every decision about them live in `pam_ros.node.launch_description`
+The arguments and every decision about them live in `pam_ros.ros.launch_description`
 (tested without `launch`); this file only turns them into launch actions.
 """
 
@@ -17,7 +17,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
-from pam_ros.node.launch_description import LAUNCH_ARGUMENTS, node_specs
+from pam_ros.ros.launch_description import LAUNCH_ARGUMENTS, node_specs
 
 
 def _nodes(context):

@@ -66,9 +66,9 @@ def _seed_everything():
 def checkpoints(tmp_path_factory) -> tuple[str, str]:
     """(SAM 2.1-tiny .pt at 256 px, tiny PAM folder): random weights in the real layouts,
     written once per test session."""
-    from pam_ros.semantics.random_checkpoint import write_random_checkpoint as write_pam
+    from pam_ros.testing.random_pam import write_random_checkpoint as write_pam
+    from pam_ros.testing.random_sam2 import write_random_checkpoint as write_sam
     from pam_ros.tracking import TrackerConfig
-    from pam_ros.tracking.random_weights import write_random_checkpoint as write_sam
 
     folder = tmp_path_factory.mktemp("tiny_models")
     sam = write_sam(TrackerConfig(model_size="tiny", image_size=256), folder / "sam_tiny.pt")

@@ -24,16 +24,16 @@ from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import Header
 
-from pam_ros.bag.annotate import (
+from pam_ros.ros.image_conversion import rgb_to_image_msg, uint8_field
+from pam_ros.tools.bag.annotate import (
     AnnotateOptions,
     BagInputError,
     ModelOptions,
     OutputExistsError,
     annotate,
 )
-from pam_ros.bag.bag_types import build_typestore, connection_definition
-from pam_ros.bag.prompts import PromptFileError
-from pam_ros.node.image_conversion import rgb_to_image_msg, uint8_field
+from pam_ros.tools.bag.bag_types import build_typestore, connection_definition
+from pam_ros.tools.bag.prompts import PromptFileError
 
 rosbags = pytest.importorskip("rosbags")
 from rosbags.highlevel import AnyReader  # noqa: E402
@@ -346,7 +346,7 @@ def test_ctrl_c_leaves_a_readable_bag(tmp_path, frames, checkpoints, signum):
     command = [
         sys.executable,
         "-m",
-        "pam_ros.bag",
+        "pam_ros.tools.bag",
         "annotate",
         str(source),
         str(output),

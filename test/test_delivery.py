@@ -23,8 +23,8 @@ from conftest import wait_for
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
-from pam_ros.node.executor import NodeExecutor
-from pam_ros.node.pam_node import PamNode
+from pam_ros.ros.executor import NodeExecutor
+from pam_ros.ros.pam_node import PamNode
 
 CAMERA = Path(__file__).with_name("camera_process.py")
 WAIT_S = 60.0
@@ -33,8 +33,8 @@ FRAMES = 100  # ≥ 99 % delivery = every frame at this count
 
 @pytest.fixture(scope="module")
 def sam_checkpoint(tmp_path_factory):
+    from pam_ros.testing.random_sam2 import write_random_checkpoint
     from pam_ros.tracking import TrackerConfig
-    from pam_ros.tracking.random_weights import write_random_checkpoint
 
     folder = tmp_path_factory.mktemp("delivery_models")
     config = TrackerConfig(model_size="tiny", image_size=256)
@@ -183,7 +183,7 @@ def test_a_node_that_cannot_keep_up_tracks_the_newest_frame(make_node):
 def test_incompatible_qos_is_counted_and_reported(make_node):
     from diagnostic_msgs.msg import DiagnosticStatus
 
-    from pam_ros.node.message_builders import diagnostics_msg
+    from pam_ros.ros.message_builders import diagnostics_msg
 
     node = make_node("/pam_delivery_2", **{"qos.reliability": "reliable"})  # forced
     camera = Camera("/pam_delivery_2/image", "best_effort")  # cannot serve a reliable reader
@@ -200,7 +200,7 @@ def test_incompatible_qos_is_counted_and_reported(make_node):
 def test_matched_reliability_follows_the_publishers():
     from rclpy.qos import ReliabilityPolicy
 
-    from pam_ros.node.image_intake import matched_reliability
+    from pam_ros.ros.image_intake import matched_reliability
 
     reliable, best_effort = ReliabilityPolicy.RELIABLE, ReliabilityPolicy.BEST_EFFORT
     assert matched_reliability([reliable, reliable]) == reliable
@@ -209,13 +209,13 @@ def test_matched_reliability_follows_the_publishers():
 
 
 def test_launch_and_demo_profile_environment(tmp_path):
-    from pam_ros.node.dds_profile import (
+    from pam_ros.ros.dds_profile import (
         PROFILE_ENV,
         apply_profile,
         default_profile_path,
         profile_environment,
     )
-    from pam_ros.node.launch_description import node_specs
+    from pam_ros.ros.launch_description import node_specs
 
     assert default_profile_path().is_file()
     assert profile_environment("", {}) == {PROFILE_ENV: str(default_profile_path())}

@@ -11,7 +11,7 @@ import cv2
 import pytest
 from conftest import REPO, davis_frames
 
-DEMO = [sys.executable, "-m", "pam_ros.demo.run_demo"]
+DEMO = [sys.executable, "-m", "pam_ros.tools.demo.run_demo"]
 
 
 def _run(args: list[str], timeout: float = 400) -> subprocess.CompletedProcess:

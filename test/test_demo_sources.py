@@ -18,14 +18,14 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-from pam_ros.demo.frame_sources import (
+from pam_ros.tools.demo.frame_sources import (
     FrameSourceError,
     GeneratedScene,
     ImageFolderFrames,
     VideoFileFrames,
     open_frame_source,
 )
-from pam_ros.demo.video_source import VideoSourceNode
+from pam_ros.tools.demo.video_source import VideoSourceNode
 
 
 def test_image_folder_yields_rgb_frames_in_name_order():
@@ -112,7 +112,7 @@ def test_video_source_node_publishes_the_folder_over_dds():
 
 def test_generated_scene_depth_puts_the_cards_where_it_says():
     from pam_ros.geometry import decode_depth, estimate_object_3d
-    from pam_ros.geometry.render import to_millimetres
+    from pam_ros.testing.scene import to_millimetres
 
     scene = GeneratedScene(width=320, height=240, num_frames=10)
     for i in (0, 9):
@@ -182,7 +182,7 @@ def test_video_source_publishes_aligned_depth_and_camera_info_with_the_colour_st
 def test_video_source_stops_cleanly_on_a_signal(stop):
     """Ctrl-C, launch's escalation, systemd: the source stops at once without a traceback."""
     source = subprocess.Popen(
-        [sys.executable, "-m", "pam_ros.demo.video_source", "--ros-args",
+        [sys.executable, "-m", "pam_ros.tools.demo.video_source", "--ros-args",
          "-p", "source:=generated", "-p", "rate_hz:=30.0", "-p", "loop:=true"],
         stderr=subprocess.PIPE,
         text=True,

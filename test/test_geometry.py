@@ -18,7 +18,7 @@ from pam_ros.geometry import (
     estimate_object_3d,
 )
 from pam_ros.geometry.depth import depth_from_buffer
-from pam_ros.geometry.render import Box, Plane, render_depth, rotation_y, to_millimetres
+from pam_ros.testing.scene import Box, Plane, render_depth, rotation_y, to_millimetres
 
 K = CameraIntrinsics(fx=600.0, fy=600.0, cx=319.5, cy=239.5, width=640, height=480)
 WALL = Plane((0.0, 0.0, 1.0), 2.0)  # background 2 m away

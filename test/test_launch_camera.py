@@ -25,7 +25,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from pam_ros.msg import TrackedObjectArray
-from pam_ros.node.message_builders import stamp_to_ns
+from pam_ros.ros.message_builders import stamp_to_ns
 from pam_ros.srv import AddObject
 
 pytest.importorskip("launch", reason="launch is not installed (ROS 2 extras absent)")
@@ -73,8 +73,8 @@ def installed():
 @pytest.mark.parametrize("cameras", ["", "head,wrist"], ids=["one camera", "two cameras"])
 def test_installed_launch_file_tracks_and_stops_cleanly_on_sigint(installed, tmp_path, cameras):
     """With `cameras:=head,wrist` one node tracks two video sources (one per camera)."""
+    from pam_ros.testing.random_sam2 import write_random_checkpoint
     from pam_ros.tracking import TrackerConfig
-    from pam_ros.tracking.random_weights import write_random_checkpoint
 
     sam = write_random_checkpoint(
         TrackerConfig(model_size="tiny", image_size=256), tmp_path / "sam_tiny.pt"

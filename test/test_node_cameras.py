@@ -31,11 +31,11 @@ from sensor_msgs.msg import RegionOfInterest
 from test_node_ros import node_parameters
 
 from pam_ros.msg import TrackedObjectArray
-from pam_ros.node.dds_profile import profile_environment
-from pam_ros.node.executor import NodeExecutor
-from pam_ros.node.message_builders import stamp_to_ns
-from pam_ros.node.pam_node import PamNode
-from pam_ros.node.parameters import ParameterValidationError, camera_names
+from pam_ros.ros.dds_profile import profile_environment
+from pam_ros.ros.executor import NodeExecutor
+from pam_ros.ros.message_builders import stamp_to_ns
+from pam_ros.ros.pam_node import PamNode
+from pam_ros.ros.parameters import ParameterValidationError, camera_names
 from pam_ros.srv import AddObject, Describe, RemoveObject
 
 WAIT_S = 60.0

@@ -9,13 +9,13 @@ import pytest
 import yaml
 from rcl_interfaces.msg import ParameterType
 
-from pam_ros.node.launch_description import (
+from pam_ros.ros.launch_description import (
     LAUNCH_ARGUMENTS,
     LaunchArgumentError,
     node_specs,
     resolve_arguments,
 )
-from pam_ros.node.parameters import (
+from pam_ros.ros.parameters import (
     PARAMETER_SPECS,
     NodeParameters,
     ParameterValidationError,
@@ -260,7 +260,7 @@ def test_depth_launch_arguments_remap_the_depth_topics_and_enable_3d():
 
 
 def test_image_size_max_objects_and_rate_are_launch_arguments():
-    from pam_ros.node.launch_description import parameter_overrides, resolve_arguments
+    from pam_ros.ros.launch_description import parameter_overrides, resolve_arguments
 
     given = {"image_size": "512", "max_objects": "4", "semantic_rate_hz": "2"}
     overrides = parameter_overrides(resolve_arguments(given))

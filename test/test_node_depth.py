@@ -16,9 +16,9 @@ from conftest import wait_for
 from test_node_ros import Harness, node_parameters
 from visualization_msgs.msg import Marker, MarkerArray
 
-from pam_ros.demo.frame_sources import GeneratedScene
 from pam_ros.msg import TrackedObjectArray
 from pam_ros.srv import AddObject, Describe
+from pam_ros.tools.demo.frame_sources import GeneratedScene
 
 pytest.importorskip("message_filters", reason="message_filters (ros2 extras) not installed")
 vision_msgs = pytest.importorskip("vision_msgs.msg", reason="vision_msgs not installed")
@@ -29,8 +29,8 @@ SCENE = GeneratedScene(num_frames=1)  # what the source publishes with max_frame
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
+    from pam_ros.testing.random_sam2 import write_random_checkpoint
     from pam_ros.tracking import TrackerConfig
-    from pam_ros.tracking.random_weights import write_random_checkpoint
 
     folder = tmp_path_factory.mktemp("depth_models")
     sam = write_random_checkpoint(TrackerConfig(model_size="tiny", image_size=256), folder / "s.pt")
@@ -63,7 +63,7 @@ def harness(ros_context, checkpoints):
 
 def start_source(namespace: str, fault: str = "none") -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "pam_ros.demo.video_source", "--ros-args",
+        [sys.executable, "-m", "pam_ros.tools.demo.video_source", "--ros-args",
          "-r", f"__ns:={namespace}", "-p", "source:=generated", "-p", "rate_hz:=4.0",
          "-p", "loop:=true", "-p", "max_frames:=1", "-p", "depth:=true",
          "-p", "frame_id:=camera_optical", "-p", f"depth_fault:={fault}",

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import CameraInfo
 
-from pam_ros.demo.frame_sources import GeneratedScene
-from pam_ros.demo.video_source import camera_info_msg, depth_image_msg
-from pam_ros.node.depth_intake import DepthCache, DepthFrame, depth_frame_from_msgs
-from pam_ros.node.outputs_3d import quaternion_matrix
+from pam_ros.ros.depth_intake import DepthCache, DepthFrame, depth_frame_from_msgs
+from pam_ros.ros.outputs_3d import quaternion_matrix
+from pam_ros.tools.demo.frame_sources import GeneratedScene
+from pam_ros.tools.demo.video_source import camera_info_msg, depth_image_msg
 
 MS = 1_000_000
 

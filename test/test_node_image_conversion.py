@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import CompressedImage, Image
 
-from pam_ros.node.image_conversion import (
+from pam_ros.ros.image_conversion import (
     EmptyImageError,
     ImageDecodeError,
     ImageTooLargeError,

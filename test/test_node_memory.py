@@ -11,10 +11,10 @@ from conftest import davis_frames
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
-from pam_ros.memory import rss_bytes
-from pam_ros.node.image_conversion import rgb_to_image_msg
-from pam_ros.node.message_builders import stamp_from_ns
-from pam_ros.node.pam_node import PamNode
+from pam_ros.core.memory import rss_bytes
+from pam_ros.ros.image_conversion import rgb_to_image_msg
+from pam_ros.ros.message_builders import stamp_from_ns
+from pam_ros.ros.pam_node import PamNode
 
 CYCLES = 4
 FRAMES_PER_CYCLE = 3
@@ -85,7 +85,7 @@ def test_configure_cleanup_cycles_give_memory_back(checkpoints):
 
 
 def test_heap_trimmer_trims_once_per_period():
-    from pam_ros.memory import HeapTrimmer
+    from pam_ros.core.memory import HeapTrimmer
 
     now = [100.0]
     trimmer = HeapTrimmer(30.0, clock=lambda: now[0])

@@ -12,9 +12,17 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
 from pam_ros.msg import TrackedObject
-from pam_ros.node.health import ErrorWindow, RecentErrors
-from pam_ros.node.latest_frame import LatestFrameSlot
-from pam_ros.node.message_builders import (
+from pam_ros.pipeline.latest_frame import LatestFrameSlot
+from pam_ros.pipeline.overlay import (
+    MAX_LABEL_CHARS,
+    OverlayObject,
+    color_for,
+    draw_overlay,
+    label_text,
+)
+from pam_ros.pipeline.semantics_scheduler import ObjectSemanticsRecord
+from pam_ros.ros.health import ErrorWindow, RecentErrors
+from pam_ros.ros.message_builders import (
     NodeHealth,
     diagnostics_msg,
     marker_array,
@@ -22,8 +30,6 @@ from pam_ros.node.message_builders import (
     stamp_to_ns,
     tracked_object_array,
 )
-from pam_ros.node.overlay import MAX_LABEL_CHARS, OverlayObject, color_for, draw_overlay, label_text
-from pam_ros.node.semantics_scheduler import ObjectSemanticsRecord
 from pam_ros.tracking import FrameResult, ObjectResult
 
 

@@ -27,8 +27,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from pam_ros.msg import TrackedObjectArray
-from pam_ros.node.image_conversion import rgb_to_image_msg
-from pam_ros.node.message_builders import stamp_from_ns
+from pam_ros.ros.image_conversion import rgb_to_image_msg
+from pam_ros.ros.message_builders import stamp_from_ns
 from pam_ros.srv import AddObject
 
 ROOT = Path(__file__).resolve().parents[1]

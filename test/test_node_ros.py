@@ -34,11 +34,11 @@ from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
 from pam_ros.msg import TrackedObject, TrackedObjectArray
-from pam_ros.node.dds_profile import profile_environment
-from pam_ros.node.executor import NodeExecutor
-from pam_ros.node.image_conversion import image_msg_to_rgb, rgb_to_image_msg
-from pam_ros.node.message_builders import stamp_from_ns, stamp_to_ns
-from pam_ros.node.pam_node import PamNode
+from pam_ros.ros.dds_profile import profile_environment
+from pam_ros.ros.executor import NodeExecutor
+from pam_ros.ros.image_conversion import image_msg_to_rgb, rgb_to_image_msg
+from pam_ros.ros.message_builders import stamp_from_ns, stamp_to_ns
+from pam_ros.ros.pam_node import PamNode
 from pam_ros.srv import AddObject, Describe, RemoveObject
 
 WAIT_S = 60.0  # generous upper bound for anything the node must do
@@ -273,7 +273,7 @@ def test_overload_stays_current_and_counts_drops(harness_factory, checkpoints, f
     # The camera runs in its own process, as on a robot: 100 Hz of 854x480 rgb8 frames.
     folder = davis_frames("car-shadow")[0].parent
     camera = subprocess.Popen(
-        [sys.executable, "-m", "pam_ros.demo.video_source", "--ros-args",
+        [sys.executable, "-m", "pam_ros.tools.demo.video_source", "--ros-args",
          "-r", f"__ns:={h.namespace}", "-p", f"source:={folder}", "-p", "rate_hz:=100.0",
          "-p", "loop:=true", "-p", "max_frames:=20", "--log-level", "warn"],
         # a best-effort camera of 854x480 frames needs the large-frame profile in its own

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from pam_ros.features import RegionFeatures
-from pam_ros.node.semantics_scheduler import (
+from pam_ros.core.features import RegionFeatures
+from pam_ros.pipeline.semantics_scheduler import (
     VIDEO_FEATURE_FRAMES,
     DescribeFailedError,
     ObjectObservation,
@@ -336,8 +336,8 @@ def test_describe_now_errors_are_specific_and_leave_the_scheduler_usable(clock):
 def test_language_codes_are_case_insensitive_and_unknown_ones_are_bad_requests(real_models):
     """`EN` is `en` (request and config); `fr` is refused like an unknown kind, before the
     engine: not a DescribeFailedError, not an engine error, nothing logged at ERROR."""
-    from pam_ros.node.parameters import validate_parameter
-    from pam_ros.node.semantics_scheduler import UnknownLanguageError
+    from pam_ros.pipeline.semantics_scheduler import UnknownLanguageError
+    from pam_ros.ros.parameters import validate_parameter
     from pam_ros.semantics import DescribeRequest
 
     tracker, engine = real_models
@@ -430,9 +430,9 @@ def test_mask_change():
 @pytest.fixture(scope="module")
 def real_models(tmp_path_factory):
     from pam_ros.semantics import SemanticEngine
-    from pam_ros.semantics.random_checkpoint import write_random_checkpoint as write_pam
+    from pam_ros.testing.random_pam import write_random_checkpoint as write_pam
+    from pam_ros.testing.random_sam2 import write_random_checkpoint as write_sam
     from pam_ros.tracking import StreamingTracker, TrackerConfig
-    from pam_ros.tracking.random_weights import write_random_checkpoint as write_sam
 
     folder = tmp_path_factory.mktemp("models")
     config = TrackerConfig(model_size="tiny", image_size=256)

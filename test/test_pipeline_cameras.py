@@ -14,11 +14,11 @@ import pytest
 from conftest import davis_frames
 from PIL import Image
 
-from pam_ros.node.semantics_scheduler import SemanticsScheduler
 from pam_ros.pipeline import CameraPipelines, FramePipeline, UnknownCameraError
+from pam_ros.pipeline.semantics_scheduler import SemanticsScheduler
+from pam_ros.testing.random_sam2 import random_sam2_on_device
 from pam_ros.tracking import MultiStreamTracker, StreamingTracker, TrackerConfig
 from pam_ros.tracking.errors import UnknownObjectError
-from pam_ros.tracking.model_builder import build_sam2_model
 
 CONFIG = TrackerConfig(model_size="tiny", image_size=256, random_weights=True, seed=0)
 FRAMES = 5
@@ -35,7 +35,7 @@ def clips():
 
 
 def test_each_camera_equals_a_single_camera_pipeline(clips):
-    model = build_sam2_model(CONFIG)
+    model = random_sam2_on_device(CONFIG)
     scheduler = SemanticsScheduler(engine=None)  # observe/forget only: no engine call here
     cameras = CameraPipelines(MultiStreamTracker(model, CONFIG), ["head", "wrist"], scheduler)
     solo = FramePipeline(StreamingTracker(model, CONFIG))  # the same weights, one camera
@@ -71,7 +71,9 @@ def test_each_camera_equals_a_single_camera_pipeline(clips):
 
 
 def test_bad_camera_names_change_nothing(clips):
-    cameras = CameraPipelines(MultiStreamTracker.from_config(CONFIG), ["head", "wrist"])
+    cameras = CameraPipelines(
+        MultiStreamTracker(random_sam2_on_device(CONFIG), CONFIG), ["head", "wrist"]
+    )
     with pytest.raises(UnknownCameraError, match="unknown camera 'belly'; cameras: 'head'"):
         cameras.process({"head": (clips["head"][0], 1), "belly": (clips["wrist"][0], 1)})
     assert cameras.tracker.encoder_passes == 0  # refused before tracking

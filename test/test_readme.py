@@ -8,15 +8,15 @@ import re
 import pytest
 from conftest import REPO, davis_frames
 
-from pam_ros.node.launch_description import LAUNCH_ARGUMENTS
-from pam_ros.node.parameters import PARAMETER_SPECS
-from pam_ros.node.reference import launch_argument_table, parameter_table
+from pam_ros.ros.launch_description import LAUNCH_ARGUMENTS
+from pam_ros.ros.parameters import PARAMETER_SPECS
+from pam_ros.ros.reference import launch_argument_table, parameter_table
 
 README = (REPO / "README.md").read_text()
 
 
 def test_readme_carries_the_generated_parameter_and_launch_tables():
-    # If this fails: python -m pam_ros.node.reference, and paste its tables into the README.
+    # If this fails: python -m pam_ros.ros.reference, and paste its tables into the README.
     assert parameter_table() in README
     assert launch_argument_table() in README
     assert len(PARAMETER_SPECS) > 20 and len(LAUNCH_ARGUMENTS) > 10
@@ -33,7 +33,7 @@ def test_readme_documents_every_topic_and_service_the_node_creates():
     names = set(re.findall(r'create_service\(\s*\w+,\s*"([^"]+)"', source))
     names |= set(re.findall(r'create_(?:lifecycle_)?publisher\(\s*\w+,\s*"([^"]+)"', source))
     names |= set(re.findall(r'create_subscription\(\s*\w+,\s*"([^"]+)"', source))
-    # subscriptions that follow their publishers' QoS (pam_ros/node/image_intake.py)
+    # subscriptions that follow their publishers' QoS (pam_ros/ros/image_intake.py)
     names |= set(re.findall(r'QosMatchedSubscription\(\s*self,\s*\w+,\s*"([^"]+)"', source))
     # made in loops over (type, name, callback) / (name, type, ...) tuples, per camera
     names |= set(re.findall(r'\(\s*\w+,\s*"([^"]+)",\s*self\.\w+\)', source))
@@ -48,9 +48,9 @@ def test_readme_documents_every_topic_and_service_the_node_creates():
 def test_library_example_runs(tmp_path):
     import cv2
 
-    from pam_ros.semantics.random_checkpoint import write_random_checkpoint
+    from pam_ros.testing.random_pam import write_random_checkpoint
+    from pam_ros.testing.random_sam2 import write_random_checkpoint as write_sam
     from pam_ros.tracking import TrackerConfig
-    from pam_ros.tracking.random_weights import write_random_checkpoint as write_sam
 
     block = README.split("## The libraries", 1)[1].split("```python", 1)[1].split("```", 1)[0]
     sam = write_sam(TrackerConfig(model_size="tiny", image_size=256), tmp_path / "sam.pt")

@@ -20,7 +20,7 @@ from pam_ros.semantics import (
 )
 from pam_ros.semantics.checkpoint import INDEX_FILE, SAM2_PREFIX, load_pam_checkpoint
 from pam_ros.semantics.modeling_pam import PamForCausalLM
-from pam_ros.semantics.random_checkpoint import QWEN_SPECIAL_TOKENS, write_random_checkpoint
+from pam_ros.testing.random_pam import QWEN_SPECIAL_TOKENS, write_random_checkpoint
 
 PE_KEY = "model.vision_resampler.pe_layer.positional_encoding_gaussian_matrix"
 
@@ -240,7 +240,7 @@ def test_config_reads_both_rope_spellings() -> None:
 
 
 def test_random_checkpoint_cli_writes_a_loadable_folder(tmp_path: Path, capsys) -> None:
-    from pam_ros.semantics.random_checkpoint import main
+    from pam_ros.testing.random_pam import main
 
     main(["--size", "tiny", "--out", str(tmp_path / "cli"), "--seed", "3"])
     assert "wrote a random tiny PAM checkpoint" in capsys.readouterr().out

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pam_ros.features import RegionFeatures
+from pam_ros.core.features import RegionFeatures
 from pam_ros.semantics import (
     KINDS,
     DescribeRequest,
@@ -24,7 +24,7 @@ from pam_ros.semantics import (
 from pam_ros.semantics.modeling_pam import video_block_length
 from pam_ros.semantics.parsing import parse_explain, parse_label
 from pam_ros.semantics.prompts import chat_prompt
-from pam_ros.semantics.random_checkpoint import write_random_checkpoint
+from pam_ros.testing.random_pam import write_random_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pam_ros.features import RegionFeatures
+from pam_ros.core.features import RegionFeatures
 from pam_ros.semantics import InvalidRequestError, SemanticEngine
-from pam_ros.semantics.random_checkpoint import write_random_checkpoint
+from pam_ros.testing.random_pam import write_random_checkpoint
 
 
 @pytest.fixture(scope="module")

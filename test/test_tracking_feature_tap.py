@@ -8,13 +8,13 @@ import torch
 from conftest import davis_frames
 from PIL import Image
 
+from pam_ros.testing.random_sam2 import random_sam2_on_device
 from pam_ros.tracking import TrackerConfig
 from pam_ros.tracking.feature_tap import (
     MaskDecoderFeatureTap,
     select_mask_tokens,
     stability_scores,
 )
-from pam_ros.tracking.model_builder import build_sam2_model
 from pam_ros.tracking.preprocess import FramePreprocessor
 
 CONFIG = TrackerConfig(model_size="tiny", image_size=256, random_weights=True, seed=0)
@@ -49,7 +49,7 @@ def test_selection_on_constructed_logits():
 
 @pytest.fixture(scope="module")
 def model():
-    return build_sam2_model(CONFIG)
+    return random_sam2_on_device(CONFIG)
 
 
 @pytest.fixture(scope="module")

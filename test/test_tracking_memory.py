@@ -10,6 +10,7 @@ import pytest
 from conftest import davis_frames
 from PIL import Image
 
+from pam_ros.testing.random_sam2 import random_sam2_on_device
 from pam_ros.tracking import StreamingTracker, TrackerConfig
 
 pytestmark = pytest.mark.slow  # ~60 s: 300 frames with two objects
@@ -29,7 +30,7 @@ def test_state_is_flat_over_300_frames():
         np.array(Image.open(p).convert("RGB").resize((214, 120), Image.BILINEAR))
         for p in davis_frames("dog")
     ]
-    tracker = StreamingTracker.from_config(CONFIG)
+    tracker = StreamingTracker(random_sam2_on_device(CONFIG), CONFIG)
     tracker.track(frames[0])
     point = tracker.add_object(points=[(107.0, 60.0)], labels=[1])
     box = tracker.add_object(box=(40.0, 20.0, 170.0, 100.0))

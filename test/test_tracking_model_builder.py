@@ -9,10 +9,10 @@ import sys
 import pytest
 import torch
 
+from pam_ros.testing.random_sam2 import build_random_sam2
 from pam_ros.tracking import CheckpointNotFoundError, StreamingTracker, TrackerConfig
 from pam_ros.tracking.config import CHECKPOINT_BASE_URL, TrackerConfigError
 from pam_ros.tracking.model_builder import build_sam2_model
-from pam_ros.tracking.random_weights import build_random_sam2
 
 TINY = TrackerConfig(model_size="tiny", image_size=256, seed=3)
 
@@ -65,7 +65,7 @@ def test_download_fails_clearly_offline(tmp_path):
 
 def test_random_checkpoint_cli_round_trip(tmp_path):
     out = tmp_path / "sam2.1_hiera_tiny.pt"
-    command = [sys.executable, "-m", "pam_ros.tracking.random_weights", "--size", "tiny"]
+    command = [sys.executable, "-m", "pam_ros.testing.random_sam2", "--size", "tiny"]
     command += ["--image-size", "256", "--seed", "3", "--out", str(out)]
     subprocess.run(command, check=True, capture_output=True, timeout=120)
     saved = torch.load(out, map_location="cpu", weights_only=True)

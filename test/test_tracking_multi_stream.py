@@ -13,6 +13,7 @@ import torch
 from conftest import davis_frames
 from PIL import Image
 
+from pam_ros.testing.random_sam2 import random_sam2_on_device
 from pam_ros.tracking import (
     DuplicateStreamError,
     InvalidFrameError,
@@ -21,7 +22,6 @@ from pam_ros.tracking import (
     TrackerConfig,
     UnknownStreamError,
 )
-from pam_ros.tracking.model_builder import build_sam2_model
 
 CONFIG = TrackerConfig(model_size="tiny", image_size=256, random_weights=True, seed=0)
 NUM_FRAMES = 12
@@ -32,7 +32,7 @@ WRIST_BOX = (90.0, 60.0, 380.0, 250.0)  # on the car (car-shadow, shown at 640 x
 
 @pytest.fixture(scope="module")
 def model():
-    return build_sam2_model(CONFIG)
+    return random_sam2_on_device(CONFIG)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_each_stream_equals_a_tracker_that_sees_only_that_stream(model, clips):
 
 def test_memory_stays_bounded_per_stream(clips):
     small = dataclasses.replace(CONFIG, num_maskmem=3, max_obj_ptrs=4, feature_history=4)
-    tracker = MultiStreamTracker.from_config(small)
+    tracker = MultiStreamTracker(random_sam2_on_device(small), small)
     head, wrist = tracker.add_stream("head"), tracker.add_stream("wrist")
     held = []
     for t in range(NUM_FRAMES):

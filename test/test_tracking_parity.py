@@ -18,9 +18,9 @@ import torch
 from conftest import davis_frames, davis_masks
 from PIL import Image
 
+from pam_ros.testing.random_sam2 import write_random_checkpoint
 from pam_ros.tracking import StreamingTracker, TrackerConfig
 from pam_ros.tracking.model_builder import hydra_overrides
-from pam_ros.tracking.random_weights import write_random_checkpoint
 
 IMAGE_SIZE = 256
 NUM_FRAMES = 30

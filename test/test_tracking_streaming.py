@@ -9,7 +9,8 @@ import torch
 from conftest import davis_frames
 from PIL import Image
 
-from pam_ros.features import RegionFeatures
+from pam_ros.core.features import RegionFeatures
+from pam_ros.testing.random_sam2 import random_sam2_on_device
 from pam_ros.tracking import (
     DuplicateObjectError,
     InvalidFrameError,
@@ -21,7 +22,6 @@ from pam_ros.tracking import (
     TrackerError,
     UnknownObjectError,
 )
-from pam_ros.tracking.model_builder import build_sam2_model
 
 CONFIG = TrackerConfig(model_size="tiny", image_size=256, random_weights=True, seed=0)
 SEQUENCE = "blackswan"  # 854 x 480 frames; the swan is around (300-500, 150-350)
@@ -38,7 +38,7 @@ BOX_B = (127, 73, 511, 386)  # inclusive-exclusive pixels
 
 @pytest.fixture(scope="module")
 def model():
-    return build_sam2_model(CONFIG)
+    return random_sam2_on_device(CONFIG)
 
 
 @pytest.fixture(scope="module")

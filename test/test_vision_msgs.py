@@ -15,8 +15,8 @@ from sensor_msgs.msg import Image
 from test_delivery import make_node, sam_checkpoint  # noqa: F401
 
 from pam_ros.msg import TrackedObjectArray
-from pam_ros.node.image_conversion import rgb_to_image_msg
-from pam_ros.node.message_builders import stamp_from_ns, stamp_to_ns
+from pam_ros.ros.image_conversion import rgb_to_image_msg
+from pam_ros.ros.message_builders import stamp_from_ns, stamp_to_ns
 
 vision_msgs_msg = pytest.importorskip("vision_msgs.msg", reason="vision_msgs not installed")
 Detection2D = vision_msgs_msg.Detection2D
@@ -40,7 +40,7 @@ def _detection(box, *hypotheses) -> Detection2D:
 
 
 def test_prompts_from_detections_take_the_best_class_and_drop_empty_boxes():
-    from pam_ros.node.detections import DetectionPrompt, prompts_from_detections
+    from pam_ros.ros.detections import DetectionPrompt, prompts_from_detections
 
     msg = Detection2DArray()
     msg.detections = [
@@ -59,7 +59,7 @@ def test_detection_array_names_each_present_object_by_its_latest_category():
 
     from std_msgs.msg import Header
 
-    from pam_ros.node.detections import detection_array_msg
+    from pam_ros.ros.detections import detection_array_msg
 
     header = Header(frame_id="camera", stamp=stamp_from_ns(5_000_000_123))
     result = SimpleNamespace(

@@ -95,7 +95,7 @@ def resolve_checkpoint_dir(name_or_path: str | os.PathLike) -> Path:
         raise CheckpointNotFoundError(
             f"no PAM checkpoint at {path}: the folder does not exist. Download "
             f"{' or '.join(OFFICIAL_REPOS)} (files in its sub-folder) or write a random one "
-            "with `python -m pam_ros.semantics.random_checkpoint --size tiny --out DIR`"
+            "with `python -m pam_ros.testing.random_pam --size tiny --out DIR`"
         )
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
     try:

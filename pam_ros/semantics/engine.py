@@ -1,7 +1,7 @@
 """SemanticEngine: the tracker's region features in, PAM's text out.
 
 The describe path starts from features the tracker already computed (SAM 2 mask-decoder taps,
-`pam_ros.features.RegionFeatures`); it never runs a SAM 2 image encoder. Per request:
+`pam_ros.core.features.RegionFeatures`); it never runs a SAM 2 image encoder. Per request:
 
   features -> perceiver -> re-pack -> projectors -> visual block (1,042 / 5,168 vectors)
   ChatML prompt split at <image> -> token embeddings | visual block | token embeddings
@@ -24,7 +24,6 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 from transformers import (
@@ -38,7 +37,8 @@ from transformers import (
     TextIteratorStreamer,
 )
 
-from pam_ros.features import RegionFeatures
+from pam_ros.core.features import RegionFeatures
+from pam_ros.core.vocabulary import video_frame_positions
 
 from .checkpoint import LoadReport, load_pam_checkpoint, resolve_checkpoint_dir
 from .config import PamConfig
@@ -221,12 +221,7 @@ def strip_stream(pieces: Iterable[str]) -> Iterator[str]:
 
 def select_video_frames(num_frames: int, num_selected: int = VIDEO_FRAMES) -> list[int]:
     """Frame 0 plus linspace(1, N-1, 15) truncated to int (spec 5). N < 16 repeats frames."""
-    if num_frames < 1:
-        raise ValueError("no frames")
-    if num_frames == 1:
-        return [0] * num_selected
-    rest = np.linspace(1, num_frames - 1, num_selected - 1).astype(int).tolist()
-    return [0, *rest]
+    return video_frame_positions(num_frames, num_selected)
 
 
 def _resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:

@@ -7,12 +7,11 @@ goes between the two chunks, as the official code does with its sentinel id -200
 
 from __future__ import annotations
 
+from pam_ros.core.vocabulary import IMAGE_KINDS, KINDS, LANGUAGES, VIDEO_KINDS
+
 IMAGE_SENTINEL = "<image>"
 
-KINDS = ("category", "explain", "caption", "detailed_caption", "video_caption")
-IMAGE_KINDS = ("category", "explain", "caption", "detailed_caption")
-VIDEO_KINDS = ("video_caption",)
-LANGUAGES = ("en", "zh")
+__all__ = ["IMAGE_KINDS", "IMAGE_SENTINEL", "INSTRUCTIONS", "KINDS", "LANGUAGES", "VIDEO_KINDS"]
 
 # Exactly the notebooks' strings (spec 6). The video caption carries a history slot.
 INSTRUCTIONS: dict[str, dict[str, str]] = {

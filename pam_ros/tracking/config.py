@@ -7,9 +7,8 @@ from pathlib import Path
 
 import torch
 
+from pam_ros.core.vocabulary import DTYPES, MODEL_SIZES
 from pam_ros.tracking.errors import TrackerConfigError
-
-MODEL_SIZES = ("tiny", "small", "base_plus", "large")
 
 # model size -> (sam2's packaged SAM 2.1 hydra config, official checkpoint file name)
 SAM2_1_CONFIGS = {
@@ -51,7 +50,7 @@ class TrackerConfig:
     feature_history: decoder-tap frames kept per object for the semantic engine.
     compile: torch.compile the image encoder and memory attention.
     random_weights: build a seeded, randomly initialised model instead of loading weights
-        (tests, benchmarks); see `pam_ros.tracking.random_weights`.
+        (tests, benchmarks); see `pam_ros.testing.random_sam2`.
     seed: seed of the random weights.
     checkpoint_dir: where checkpoints are looked for / downloaded to when `checkpoint` is None.
     allow_download: fetch a missing official checkpoint from CHECKPOINT_BASE_URL.
@@ -84,7 +83,7 @@ class TrackerConfig:
             raise TrackerConfigError(
                 f"image_size must be a multiple of 32 and at least 64, got {self.image_size!r}"
             )
-        if self.dtype not in ("auto", "float32", "bfloat16"):
+        if self.dtype not in DTYPES:
             raise TrackerConfigError(
                 f"dtype must be 'auto', 'float32' or 'bfloat16', got {self.dtype!r}"
             )

@@ -8,7 +8,7 @@ overrides PAM runs SAM 2 with, and where the weights come from:
 - `checkpoint` None: `<checkpoint_dir>/<official file name>`, downloaded from
   `CHECKPOINT_BASE_URL` when missing and a network exists.
 - offline and missing: `CheckpointNotFoundError` naming the file and the URL.
-- `random_weights=True`: a seeded, informative random model (`random_weights.py`).
+- `random_weights=True` is refused here: random models are fixtures (`pam_ros.testing`).
 """
 
 from __future__ import annotations
@@ -134,16 +134,17 @@ def load_checkpoint(model: SAM2Base, path: Path) -> None:
 def build_sam2_model(config: TrackerConfig) -> SAM2Base:
     """Build the SAM2Base of `config` with its weights, in eval mode on the config's device."""
     if config.random_weights:
-        from pam_ros.tracking.random_weights import build_random_sam2
-
-        model = build_random_sam2(config)
-    else:
-        path = resolve_checkpoint(config)
-        model = instantiate_sam2(config)
-        try:
-            load_checkpoint(model, path)
-        except RuntimeError as err:  # shape mismatches
-            raise TrackerConfigError(
-                f"{path} does not fit model_size={config.model_size!r}: {err}"
-            ) from err
+        # The tracking library only loads real weights; random models are test fixtures.
+        raise TrackerConfigError(
+            "random_weights=True: build the model with pam_ros.testing.random_sam2 "
+            "(build_random_sam2) and pass it to the tracker, or use pam_ros.pipeline.models"
+        )
+    path = resolve_checkpoint(config)
+    model = instantiate_sam2(config)
+    try:
+        load_checkpoint(model, path)
+    except RuntimeError as err:  # shape mismatches
+        raise TrackerConfigError(
+            f"{path} does not fit model_size={config.model_size!r}: {err}"
+        ) from err
     return model.to(config.torch_device).eval()

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from sam2.modeling.sam2_base import SAM2Base
 
-from pam_ros.features import RegionFeatures
+from pam_ros.core.features import RegionFeatures
 from pam_ros.tracking.config import TrackerConfig
 from pam_ros.tracking.errors import (
     DuplicateObjectError,

@@ -1,1 +1,0 @@
-"""Offline tools on recorded rosbag2 files (no ROS graph): `python -m pam_ros.bag annotate`."""

@@ -1,0 +1,212 @@
+"""The object services and prompt topics of the node: add, remove, reset, describe, clicks, boxes.
+
+    add_object (pam_ros/AddObject)       prompt on a camera's newest frame (points and/or box)
+    remove_object (pam_ros/RemoveObject) by id (a named camera's ids name it: "wrist/1")
+    reset (std_srvs/Trigger)             every camera's objects
+    describe (pam_ros/Describe)          the scheduler's cache or a computation now, plus 3D
+    <camera>/click, <camera>/boxes, <camera>/detections_in: prompts from rviz and detectors
+
+Every callback answers or logs and never raises (an exception would stop the executor). The
+node (`pam_node.PamNode`) owns the models and the cameras; this module only turns requests into
+calls on the camera's `pam_ros.pipeline.FramePipeline` and the scheduler.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from geometry_msgs.msg import PointStamped
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from sensor_msgs.msg import RegionOfInterest
+from std_srvs.srv import Trigger
+
+from pam_ros.pipeline import BOX_DUPLICATE_IOU, UnknownCameraError, box_iou
+from pam_ros.pipeline.semantics_scheduler import DescribeFailedError, SchedulerError
+from pam_ros.ros import detections, message_builders, outputs_3d
+from pam_ros.ros.camera_io import CameraIO
+from pam_ros.srv import AddObject, Describe, RemoveObject
+
+
+class NodeNotActiveError(RuntimeError):
+    """A service or prompt arrived while the node is not active."""
+
+
+def never_raises(callback):
+    """Service/topic callbacks must not raise: an exception would stop the whole executor.
+
+    An unexpected error (a model raising something other than its documented ValueErrors) is
+    logged and, for services, answered with success=False and the error.
+    """
+
+    @functools.wraps(callback)
+    def guarded(self, *args):  # (request, response) of a service, (msg) or (camera, msg)
+        try:
+            return callback(self, *args)
+        except Exception as exc:
+            self.node.get_logger().error(f"{callback.__name__} failed: {exc!r}")
+            self.node.last_error = f"{callback.__name__}: {exc!r}"
+            response = args[-1] if args and hasattr(args[-1], "success") else None
+            if response is not None:
+                response.success, response.message = False, f"internal error: {exc!r}"
+            return response
+
+    return guarded
+
+
+class ObjectServices:
+    """See the module docstring. Services live for the node's whole life (answering "not
+    active" when it is not), each in its own callback group so a slow describe never holds up
+    add/remove/reset."""
+
+    def __init__(self, node) -> None:
+        self.node = node
+        for srv_type, name, callback in (
+            (AddObject, "add_object", self.on_add_object),
+            (RemoveObject, "remove_object", self.on_remove_object),
+            (Trigger, "reset", self.on_reset),
+            (Describe, "describe", self.on_describe),
+        ):
+            node.create_service(
+                srv_type, name, callback, callback_group=MutuallyExclusiveCallbackGroup()
+            )
+
+    def _prompted_camera(self, camera: str, object_id: str | None) -> CameraIO:
+        """The camera a prompt is for: named, else the one its id names, else the only one."""
+        if camera:
+            return self.node.camera(camera)
+        if object_id and "/" in object_id and object_id.split("/", 1)[0] in self.node.cameras:
+            return self.node.cameras[object_id.split("/", 1)[0]]
+        if len(self.node.cameras) == 1:
+            return self.node.camera()
+        raise UnknownCameraError(
+            f"several cameras ({', '.join(self.node.cameras)}): say which in `camera` "
+            "(or give an id that begins with it, e.g. 'wrist/mug')"
+        )
+
+    def add_object(
+        self, points, labels, box, object_id: str | None, name: str, camera: str = ""
+    ) -> str:
+        """Prompt a new object on the camera's newest tracked frame. Raises ValueError-derived
+        errors (no frame yet, point outside the image, too many objects), KeyError-derived
+        ones (unknown camera) or NodeNotActiveError."""
+        self.node.require_active()
+        pipeline = self._prompted_camera(camera, object_id).pipeline
+        if pipeline is None:
+            raise NodeNotActiveError("pam_ros has no tracker (not configured)")
+        return pipeline.add_object(points, labels, box, object_id, name)
+
+    @never_raises
+    def on_add_object(self, request: AddObject.Request, response: AddObject.Response):
+        points = [(float(p.x), float(p.y)) for p in request.points]
+        labels = [int(v) for v in request.labels] or [1] * len(points)
+        box = None
+        if request.use_box:
+            roi = request.box
+            box = (roi.x_offset, roi.y_offset, roi.x_offset + roi.width, roi.y_offset + roi.height)
+        try:
+            if len(labels) != len(points):
+                raise ValueError(f"{len(points)} points but {len(labels)} labels")
+            if not points and box is None:
+                raise ValueError("give at least one point or set use_box")
+            response.id = self.add_object(
+                points, labels, box, request.id or None, request.name, request.camera
+            )
+        except (ValueError, KeyError, NodeNotActiveError) as exc:
+            response.success, response.message = False, str(exc)
+            self.node.get_logger().warning(f"add_object refused: {exc}")
+            return response
+        response.success, response.message = True, f"tracking object {response.id!r}"
+        return response
+
+    @never_raises
+    def on_click(self, camera: CameraIO, msg: PointStamped) -> None:
+        point = (msg.point.x, msg.point.y)
+        try:
+            new_id = self.add_object([point], [1], None, None, "", camera.name)
+        except (ValueError, NodeNotActiveError) as exc:
+            self.node.get_logger().warning(f"click at ({point[0]}, {point[1]}) ignored: {exc}")
+            return
+        self.node.get_logger().info(f"click at ({point[0]:.0f}, {point[1]:.0f}) → {new_id!r}")
+
+    @never_raises
+    def on_box(self, camera: CameraIO, msg: RegionOfInterest) -> None:
+        box = (msg.x_offset, msg.y_offset, msg.x_offset + msg.width, msg.y_offset + msg.height)
+        self._prompt_box(camera, box, "")
+
+    @never_raises
+    def on_detection_prompts(
+        self, camera: CameraIO, prompts: list[detections.DetectionPrompt]
+    ) -> None:
+        taken: list[tuple[int, int, int, int]] = []  # boxes of this message already prompted
+        for prompt in prompts:  # `detections_in`: one object per new box, named by its class
+            if any(box_iou(prompt.box, other) > BOX_DUPLICATE_IOU for other in taken):
+                continue
+            taken.append(prompt.box)
+            self._prompt_box(camera, prompt.box, prompt.name)
+
+    def _prompt_box(self, camera: CameraIO, box: tuple[int, int, int, int], name: str) -> None:
+        pipeline = camera.pipeline
+        if pipeline is not None and pipeline.overlaps_tracked(box):
+            return
+        try:
+            new_id = self.add_object(None, None, box, None, name, camera.name)
+        except (ValueError, NodeNotActiveError) as exc:
+            self.node.get_logger().warning(f"box {box} ignored: {exc}", throttle_duration_sec=5.0)
+            return
+        self.node.get_logger().info(f"box {box} {name!r} → {new_id!r}".replace(" '' ", " "))
+
+    @never_raises
+    def on_remove_object(self, request: RemoveObject.Request, response: RemoveObject.Response):
+        try:
+            pipelines = self.node.require_active()
+            pipelines.camera_of(request.id).remove_object(request.id)
+        except (KeyError, ValueError, NodeNotActiveError) as exc:
+            response.success, response.message = False, str(exc)
+            return response
+        response.success, response.message = True, f"removed {request.id!r}"
+        return response
+
+    @never_raises
+    def on_reset(self, request: Trigger.Request, response: Trigger.Response):
+        try:
+            pipelines = self.node.require_active()
+        except NodeNotActiveError as exc:
+            response.success, response.message = False, str(exc)
+            return response
+        count = pipelines.reset()
+        response.success, response.message = True, f"reset: forgot {count} object(s)"
+        return response
+
+    @never_raises
+    def on_describe(self, request: Describe.Request, response: Describe.Response):
+        kind = request.kind or Describe.Request.KIND_CATEGORY
+        outputs_3d.fill_describe_response(response, self._outputs_3d_of(request.id), request.id)
+        try:
+            self.node.require_active()
+            if self.node.scheduler is None:
+                raise NodeNotActiveError("semantics are disabled (semantics.enabled:=false)")
+            answer = self.node.scheduler.describe_now(
+                request.id, kind, float(request.max_age), request.language or None
+            )
+        except (SchedulerError, NodeNotActiveError) as exc:
+            response.success, response.message = False, str(exc)
+            if isinstance(exc, DescribeFailedError):
+                self.node.get_logger().error(str(exc))
+            return response
+        response.success = True
+        response.message = "from cache" if answer.from_cache else "computed"
+        response.semantics = message_builders.semantics_msg(answer.semantics)
+        response.text = answer.text
+        response.from_cache = answer.from_cache
+        response.latency = float(answer.latency)
+        return response
+
+    def _outputs_3d_of(self, object_id: str):
+        """The 3D outputs of the camera tracking `object_id` (None: none or depth off)."""
+        pipelines = self.node.pipelines
+        if pipelines is None:
+            return None
+        try:
+            return self.node.cameras[pipelines.camera_of(object_id).camera].outputs_3d
+        except KeyError:
+            return None
