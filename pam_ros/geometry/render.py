@@ -223,3 +223,20 @@ def sensor_noise(
     noisy = depth_m + rng.normal(0.0, 1.0, depth_m.shape) * sigma_at_1m * depth_m**2
     noisy[rng.random(depth_m.shape) < dropout] = np.inf
     return noisy
+
+
+def visible_surface_truth(depth_m: np.ndarray, mask: np.ndarray, intrinsics: CameraIntrinsics):
+    """The true visible-surface point (z^2-weighted component-wise median, what
+    `Object3D.position` estimates) and extent (1st..99th percentile span) (3,), (3,) of the
+    noise-free depth `depth_m` (H, W) inside `mask` (H, W) bool."""
+    v, u = np.nonzero(mask)
+    z = depth_m[v, u]
+    points = intrinsics.deproject(u.astype(np.float64), v.astype(np.float64), z)
+    weights = z * z
+    point = []
+    for axis in range(3):
+        order = np.argsort(points[:, axis])
+        cumulative = np.cumsum(weights[order])
+        point.append(points[order[np.searchsorted(cumulative, 0.5 * cumulative[-1])], axis])
+    lo, hi = np.percentile(points, (1.0, 99.0), axis=0)
+    return np.array(point), hi - lo
