@@ -4,11 +4,12 @@
     K = CameraIntrinsics.from_k(k, width, height)           # camera_info of the depth image
     K = K.scaled_to(depth.width, depth.height)              # when camera_info has another size
     obj = estimate_object_3d(mask, depth, K, box=(x0, y0, x1, y1))
-    obj.has_position, obj.position, obj.extent, obj.valid_fraction, obj.reason
+    obj.has_position, obj.position, obj.extent, obj.volume_center, obj.reason
 
 Modules: `depth` (encodings and units), `intrinsics` (pinhole K, scaling), `object_3d`
-(per-object robust position and extent), `render` (analytic depth of planes and boxes, for
-tests, the generated demo scene and the benchmark).
+(per-object robust position, extent and volume centre), `render` (analytic depth of planes,
+boxes, cylinders and spheres, tabletop scenes with true centroids, sensor noise: for tests,
+the generated demo scene and the benchmark).
 """
 
 from pam_ros.geometry.depth import (

@@ -19,7 +19,14 @@ class IntrinsicsError(ValueError):
     """Intrinsics that cannot be used (zero or non-finite K, no size, another aspect ratio)."""
 
 
-ASPECT_TOLERANCE = 0.01  # relative difference of width/height ratios accepted as "the same"
+def is_scaling(width: int, height: int, other_width: int, other_height: int) -> bool:
+    """Whether other_width x other_height is width x height scaled by one factor s, each side
+    rounded to a whole pixel (|s w - w'| < 1 and |s h - h'| < 1): 1280x720 -> 640x360 or
+    426x240 (a decimation by 3) are, 1280x720 -> 848x480 (a RealSense's unaligned native
+    depth: aspect ratios 0.6 % apart) is not."""
+    lo = max((other_width - 1) / width, (other_height - 1) / height)
+    hi = min((other_width + 1) / width, (other_height + 1) / height)
+    return lo < hi
 
 
 @dataclass(frozen=True)
@@ -57,11 +64,12 @@ class CameraIntrinsics:
         return [self.fx, 0.0, self.cx, 0.0, self.fy, self.cy, 0.0, 0.0, 1.0]
 
     def same_aspect(self, width: int, height: int) -> bool:
-        ratio, other = self.width / self.height, width / height
-        return abs(ratio - other) <= ASPECT_TOLERANCE * ratio
+        """Whether width x height is an exact scaling of this image's size (`is_scaling`)."""
+        return is_scaling(self.width, self.height, width, height)
 
     def scaled_to(self, width: int, height: int) -> CameraIntrinsics:
-        """The same camera at another resolution (same field of view); refuses another aspect.
+        """The same camera at another resolution (same field of view); refuses a size that is
+        not an exact scaling (`is_scaling`: another aspect ratio, another view).
 
         Scaling keeps pixel centres consistent: u' + 0.5 = s (u + 0.5).
         """
@@ -72,7 +80,8 @@ class CameraIntrinsics:
         if not self.same_aspect(width, height):
             raise IntrinsicsError(
                 f"cannot scale intrinsics of a {self.width}x{self.height} image to "
-                f"{width}x{height}: the aspect ratio differs (not the same camera view)"
+                f"{width}x{height}: not one scale factor, the aspect ratio differs (not the same "
+                "camera view; e.g. a RealSense's unaligned depth)"
             )
         sx, sy = width / self.width, height / self.height
         return CameraIntrinsics(
