@@ -32,11 +32,12 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
+from pam_ros.core.paths import DAVIS_SUBSET
 from pam_ros.msg import TrackedObjectArray
 from pam_ros.ros.dds_profile import profile_environment
 from pam_ros.srv import AddObject
 
-DATA = Path(__file__).resolve().parents[2] / "shared/data/davis2016_val_subset/JPEGImages/480p"
+DATA = DAVIS_SUBSET / "JPEGImages/480p"
 CLIPS = {"head": "car-shadow", "wrist": "dog"}
 POINTS = {"head": (420.0, 260.0), "wrist": (420.0, 240.0)}
 MB = 2**20

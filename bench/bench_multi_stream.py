@@ -29,7 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[2] / "shared/data/davis2016_val_subset/JPEGImages/480p"
+from pam_ros.core.paths import DAVIS_SUBSET
+
+DATA = DAVIS_SUBSET / "JPEGImages/480p"
 CLIPS = {"head": "blackswan", "wrist": "car-shadow"}
 PROMPTS = {
     "head": {"points": [(420.0, 250.0)], "labels": [1]},

@@ -42,15 +42,14 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
+from pam_ros.core.paths import DAVIS_SUBSET  # noqa: E402
 from pam_ros.msg import TrackedObjectArray  # noqa: E402
 from pam_ros.ros.image_conversion import rgb_to_image_msg  # noqa: E402
 from pam_ros.ros.message_builders import stamp_from_ns, stamp_to_ns  # noqa: E402
 from pam_ros.ros.pam_node import PamNode  # noqa: E402
 from pam_ros.srv import AddObject, Describe  # noqa: E402
 
-DAVIS = Path(os.environ.get("PAM_ROS_DATA", REPO.parent / "shared" / "data")) / (
-    "davis2016_val_subset/JPEGImages/480p/car-shadow"
-)
+DAVIS = DAVIS_SUBSET / "JPEGImages/480p/car-shadow"
 
 
 def load_frames(count: int) -> list[np.ndarray]:

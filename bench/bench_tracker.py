@@ -32,12 +32,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pam_ros.core.paths import DAVIS_SUBSET
 from pam_ros.testing.random_sam2 import write_random_checkpoint
 from pam_ros.tracking import StreamingTracker, TrackerConfig
 from pam_ros.tracking.model_builder import hydra_overrides
 
-DEFAULT_FRAMES = Path(__file__).resolve().parents[2] / "shared/data/davis2016_val_subset"
-DEFAULT_FRAMES = DEFAULT_FRAMES / "JPEGImages/480p/blackswan"
+DEFAULT_FRAMES = DAVIS_SUBSET / "JPEGImages/480p/blackswan"
 
 
 def rss_bytes() -> int:

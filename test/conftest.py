@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pam_ros.core.paths import DAVIS_SUBSET
+
 # Keep each test session's DDS traffic apart from any other session running on this host
 # (set before any test imports rclpy).
 os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
@@ -17,8 +19,7 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 REPO = Path(__file__).resolve().parents[1]
 WAIT_S = 60.0  # generous upper bound for anything a node must do in a test
-SHARED_DATA = Path(os.environ.get("PAM_ROS_DATA", REPO.parent / "shared" / "data"))
-DAVIS = SHARED_DATA / "davis2016_val_subset"
+DAVIS = DAVIS_SUBSET
 
 
 def davis_frames(sequence: str) -> list[Path]:

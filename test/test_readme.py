@@ -29,7 +29,7 @@ def test_readme_names_the_two_commands_and_ci_runs_the_test_one():
 
 
 def test_readme_documents_every_topic_and_service_the_node_creates():
-    source = "\n".join(p.read_text() for p in sorted((REPO / "pam_ros" / "node").glob("*.py")))
+    source = "\n".join(p.read_text() for p in sorted((REPO / "pam_ros" / "ros").glob("*.py")))
     names = set(re.findall(r'create_service\(\s*\w+,\s*"([^"]+)"', source))
     names |= set(re.findall(r'create_(?:lifecycle_)?publisher\(\s*\w+,\s*"([^"]+)"', source))
     names |= set(re.findall(r'create_subscription\(\s*\w+,\s*"([^"]+)"', source))

@@ -194,7 +194,7 @@ def test_tokenizer_is_real_and_carries_the_chat_tokens(tiny_checkpoint: Path) ->
 
 
 def test_missing_folder_says_what_to_fetch(tmp_path: Path) -> None:
-    with pytest.raises(CheckpointNotFoundError, match="random_checkpoint"):
+    with pytest.raises(CheckpointNotFoundError, match=r"pam_ros\.testing\.random_pam"):
         SemanticEngine.from_pretrained(tmp_path / "nowhere")
 
 

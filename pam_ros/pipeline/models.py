@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # torch and sam2 load when models are built, not when setting
 class ModelSettings:
     """Everything that decides which models are built and how.
 
-    tracker: the SAM 2 tracker; `device` may be "auto" (CUDA where available, else CPU), and
+    tracker: the SAM 2 tracker (a torch device: resolve "auto" with `resolve_device` first);
         `random_weights=True` builds a seeded random model (`pam_ros.testing`, tests only).
     semantics_model: a PAM checkpoint folder or hub id; "" builds no engine and no scheduler.
     scheduler: how the semantic worker schedules descriptions.

@@ -15,6 +15,8 @@ import os
 from collections.abc import MutableMapping
 from pathlib import Path
 
+from pam_ros.core.paths import SOURCE_TREE
+
 PROFILE_ENV = "FASTRTPS_DEFAULT_PROFILES_FILE"
 PROFILE_FILE = "fastdds_large_frames.xml"
 NO_PROFILE = "none"  # the `dds_profile` launch argument value that keeps Fast DDS's defaults
@@ -33,7 +35,7 @@ def default_profile_path() -> Path:
             pass
     except ImportError:
         pass
-    return Path(__file__).resolve().parents[2] / "config" / PROFILE_FILE
+    return SOURCE_TREE / "config" / PROFILE_FILE
 
 
 def profile_environment(

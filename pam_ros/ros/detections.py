@@ -2,7 +2,8 @@
 
 - in  `detections_in` (vision_msgs/Detection2DArray): boxes from an upstream detector
   (yolo_ros, Isaac ROS Grounding DINO, any OWL/YOLO node; remap it to the detector's topic).
-  Each box becomes an object named after its best hypothesis' `class_id`; a box overlapping a
+  Each box becomes an object named after its best hypothesis' `class_id` (else the detection's
+  `id`); a box overlapping a
   tracked object (IoU > 0.5) is skipped, as on `boxes`.
 - out `detections` (vision_msgs/Detection2DArray, on the source image header): one Detection2D
   per present object: its box (centre + size, pixels), the track id as `id`, and one hypothesis
@@ -32,7 +33,7 @@ BoxPixels = tuple[int, int, int, int]  # x0, y0, x1, y1: inclusive-exclusive pix
 @dataclass(frozen=True)
 class DetectionPrompt:
     box: BoxPixels
-    name: str  # the best hypothesis' class_id ("" when the detection has none)
+    name: str  # the best hypothesis' class_id, else the detection's id ("" when neither)
 
 
 def import_error() -> str | None:
@@ -45,8 +46,9 @@ def import_error() -> str | None:
 
 
 def prompts_from_detections(msg) -> list[DetectionPrompt]:
-    """Detection2DArray → boxes in pixels (rounded outwards), each with its best class name.
-    Boxes of zero or negative size are dropped."""
+    """Detection2DArray (an rclpy message or a deserialised bag message) → boxes in pixels
+    (rounded outwards), each named by its best hypothesis' class_id, else the detection's id.
+    Boxes of zero or negative size are dropped. The node and the bag tool both use this."""
     prompts = []
     for detection in msg.detections:
         bbox = detection.bbox
@@ -61,7 +63,8 @@ def prompts_from_detections(msg) -> list[DetectionPrompt]:
             math.ceil(cy + half_h),
         )
         best = max(detection.results, key=lambda r: r.hypothesis.score, default=None)
-        prompts.append(DetectionPrompt(box, best.hypothesis.class_id if best else ""))
+        name = best.hypothesis.class_id if best is not None else ""
+        prompts.append(DetectionPrompt(box, name or str(detection.id or "")))
     return prompts
 
 

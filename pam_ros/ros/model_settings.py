@@ -6,7 +6,7 @@ so the same parameter values build the same tracker, engine and scheduler.
 
 from __future__ import annotations
 
-from pam_ros.pipeline.models import ModelSettings
+from pam_ros.pipeline.models import ModelSettings, resolve_device
 from pam_ros.pipeline.semantics_scheduler import SchedulerConfig
 from pam_ros.ros.parameters import NodeParameters
 
@@ -25,7 +25,7 @@ def model_settings(params: NodeParameters) -> ModelSettings:
             model_size=params.tracker_model_size,
             image_size=params.tracker_image_size,
             checkpoint=params.tracker_checkpoint or None,
-            device=params.device,
+            device=resolve_device(params.device),
             dtype=params.dtype,
             num_maskmem=params.tracker_num_maskmem,
             max_obj_ptrs=params.tracker_max_obj_ptrs,

@@ -16,13 +16,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from pam_ros.pipeline import FramePipeline, PipelineConfig, StreamClock
@@ -32,6 +30,7 @@ from pam_ros.ros.parameters import PARAMETER_SPECS, NodeParameters
 from pam_ros.ros.stamps import stamp_to_ns
 from pam_ros.tools.bag.bag_types import DETECTION_ARRAY_TYPE, build_typestore, connection_definition
 from pam_ros.tools.bag.prompts import Prompt, detection_prompts, load_prompt_file
+from pam_ros.tools.bag.recorder import jpeg_msg
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
@@ -257,48 +256,18 @@ def _without_latency(semantics: dict) -> dict:
 
 
 def _overlay_msg(output, header, options: AnnotateOptions):
-    from sensor_msgs.msg import CompressedImage
-
     from pam_ros.pipeline.overlay import draw_overlay, overlay_objects
-    from pam_ros.ros.image_conversion import uint8_field
 
     objects = overlay_objects(output.result, output.semantics)
     canvas = draw_overlay(output.frame, objects, options.overlay_alpha)  # (H, W, 3) RGB
-    ok, jpeg = cv2.imencode(
-        ".jpg", canvas[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality]
-    )
-    if not ok:
-        raise RuntimeError("JPEG encoding of the overlay failed")
-    msg = CompressedImage()
-    msg.header = header
-    msg.format = "rgb8; jpeg compressed bgr8"  # as image_transport's compressed plugin writes
-    msg.data = uint8_field(jpeg)
-    return msg
+    return jpeg_msg(canvas, header, options.jpeg_quality)
 
 
 def _detections_msg(output, header):
-    from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
+    """The node's own builder: the same Detection2DArray for the same frame."""
+    from pam_ros.ros.detections import detection_array_msg
 
-    array = Detection2DArray()
-    array.header = header
-    for oid, obj in output.result.objects.items():
-        if not obj.present or obj.box is None:
-            continue
-        x0, y0, x1, y1 = obj.box
-        detection = Detection2D()
-        detection.header = header
-        detection.id = oid
-        detection.bbox.center.position.x = (x0 + x1) / 2.0
-        detection.bbox.center.position.y = (y0 + y1) / 2.0
-        detection.bbox.size_x, detection.bbox.size_y = float(x1 - x0), float(y1 - y0)
-        hypothesis = ObjectHypothesisWithPose()
-        record = output.semantics.get(oid)
-        label = record.category if record is not None and record.category else ""
-        hypothesis.hypothesis.class_id = label or output.names.get(oid, "") or oid
-        hypothesis.hypothesis.score = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, obj.score))))
-        detection.results = [hypothesis]
-        array.detections.append(detection)
-    return array
+    return detection_array_msg(header, output.result, output.names, output.semantics)
 
 
 def _summary_record(frame_index: int, output, bag_time_ns: int) -> dict:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-SOURCE_TREE = Path(__file__).resolve().parents[2]
+from pam_ros.core.paths import SOURCE_TREE
+
 PAM_TYPES = (
     "pam_ros/msg/ObjectSemantics",
     "pam_ros/msg/TrackedObject",

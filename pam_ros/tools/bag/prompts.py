@@ -16,8 +16,8 @@ colour frame, after that frame is tracked (as a live click lands on the newest f
 
 A time applies on the first frame at or after it. Detection2DArray prompts: every detection
 is a box applied on the colour frame with the same header stamp (or the first after it); a box
-overlapping a tracked object by IoU > 0.5 is skipped; the name is the detection's first
-hypothesis class_id, else its id.
+overlapping a tracked object by IoU > 0.5 is skipped; the name is the detection's best
+hypothesis' class_id (highest score), else its id.
 """
 
 from __future__ import annotations
@@ -137,25 +137,18 @@ def load_prompt_file(path: str | Path) -> list[Prompt]:
 
 
 def detection_prompts(message, topic: str) -> list[Prompt]:
-    """A deserialised vision_msgs/Detection2DArray → one box prompt per detection."""
+    """A deserialised vision_msgs/Detection2DArray → one box prompt per detection, boxes and
+    names exactly as the node makes them from `detections_in`."""
+    from pam_ros.ros.detections import prompts_from_detections
+
     stamp_ns = stamp_to_ns(message.header.stamp)
-    prompts = []
-    for index, detection in enumerate(message.detections):
-        bbox = detection.bbox
-        center = bbox.center.position
-        x0 = round(center.x - bbox.size_x / 2.0)
-        y0 = round(center.y - bbox.size_y / 2.0)
-        x1 = round(center.x + bbox.size_x / 2.0)
-        y1 = round(center.y + bbox.size_y / 2.0)
-        results = list(getattr(detection, "results", []) or [])
-        name = results[0].hypothesis.class_id if results else ""
-        prompts.append(
-            Prompt(
-                stamp_ns=stamp_ns,
-                box=(x0, y0, x1, y1),
-                name=name or str(getattr(detection, "id", "") or ""),
-                source=f"{topic} at stamp {stamp_ns} detection {index}",
-                skip_if_tracked=True,
-            )
+    return [
+        Prompt(
+            stamp_ns=stamp_ns,
+            box=prompt.box,
+            name=prompt.name,
+            source=f"{topic} at stamp {stamp_ns} detection {index}",
+            skip_if_tracked=True,
         )
-    return prompts
+        for index, prompt in enumerate(prompts_from_detections(message))
+    ]

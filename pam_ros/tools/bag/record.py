@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from pam_ros.tools.bag.bag_types import build_typestore, connection_definition
@@ -33,11 +32,11 @@ def write_frames_bag(
     """Write (H, W, 3) RGB uint8 frames as a camera bag; returns the number of frames."""
     from rclpy.serialization import serialize_message
     from rosbags.rosbag2 import StoragePlugin, Writer
-    from sensor_msgs.msg import CompressedImage
     from std_msgs.msg import Header
 
-    from pam_ros.ros.image_conversion import rgb_to_image_msg, uint8_field
+    from pam_ros.ros.image_conversion import rgb_to_image_msg
     from pam_ros.ros.stamps import stamp_from_ns
+    from pam_ros.tools.bag.recorder import jpeg_msg
 
     if rate_hz <= 0:
         raise ValueError(f"rate must be > 0, got {rate_hz}")
@@ -56,11 +55,7 @@ def write_frames_bag(
                 frame_id=frame_id,
             )
             if compressed:
-                ok, jpeg = cv2.imencode(".jpg", frame[:, :, ::-1])
-                if not ok:
-                    raise RuntimeError(f"JPEG encoding of frame {index} failed")
-                msg = CompressedImage(header=header, format="jpeg")
-                msg.data = uint8_field(jpeg)
+                msg = jpeg_msg(frame, header)
             else:
                 msg = rgb_to_image_msg(frame, header, "rgb8")
             writer.write(connection, stamp_ns, serialize_message(msg))

@@ -48,6 +48,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, RegionOfInterest
 from tqdm import tqdm
 
+from pam_ros.core.paths import DAVIS_SUBSET
 from pam_ros.core.vocabulary import KINDS, MODEL_SIZES
 from pam_ros.msg import TrackedObjectArray
 from pam_ros.ros.dds_profile import apply_profile
@@ -58,8 +59,7 @@ from pam_ros.srv import AddObject, Describe
 from pam_ros.tools.demo.frame_sources import GeneratedScene, ImageFolderFrames
 from pam_ros.tools.demo.video_source import VideoSourceNode
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_DAVIS = REPO.parent / "shared" / "data" / "davis2016_val_subset"
+DEFAULT_DAVIS = DAVIS_SUBSET
 DEFAULT_SEQUENCE = "car-shadow"
 RANDOM_WARNING = (
     "RANDOM WEIGHTS: masks and descriptions come from randomly initialised models; "
