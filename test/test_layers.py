@@ -85,6 +85,17 @@ def test_ros_free_layers_import_no_ros(layer):
     assert not {k: v for k, v in offenders.items() if v}
 
 
+def test_one_image_path_everywhere_no_cv_bridge():
+    """Image decoding has one tested path on every install (pam_ros/ros/image_conversion.py
+    says why cv_bridge is not used): no module imports it, whether or not it is installed."""
+    users = [
+        path.relative_to(REPO).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if any(m.split(".")[0] == "cv_bridge" for m in imported_modules(path))
+    ]
+    assert not users
+
+
 @pytest.mark.parametrize("layer", LAYERS)
 def test_no_layer_imports_one_above_it(layer):
     offenders = {}

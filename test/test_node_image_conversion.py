@@ -154,3 +154,64 @@ def test_mono8_mask_message():
     data = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(4, 6)
     np.testing.assert_array_equal(data == 255, mask)
     assert set(np.unique(data)) == {0, 255}
+
+
+BOMB_CHILD = """
+import struct, sys, zlib
+import numpy as np
+from sensor_msgs.msg import CompressedImage
+from pam_ros.ros.image_conversion import ImageTooLargeError, compressed_msg_to_rgb
+
+side = int(sys.argv[1])
+def chunk(kind, body):
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+rows = zlib.compressobj(9)
+row = b"\\0" * (1 + side)  # filter byte + one grey row
+idat = b"".join(rows.compress(row) for _ in range(side)) + rows.flush()
+header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+png = b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat)
+png += chunk(b"IEND", b"")
+msg = CompressedImage(format="png", data=png)
+def peak_kb():  # VmHWM: this process's peak RSS (ru_maxrss would start at the parent's peak)
+    status = open("/proc/self/status").read()
+    return int(status.split("VmHWM:")[1].split()[0])
+small = zlib.compress(b"\\0" * 9 * 8)  # an 8 x 8 PNG first: imports cv2 and Pillow
+tiny = b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 0))
+tiny += chunk(b"IDAT", small) + chunk(b"IEND", b"")
+assert compressed_msg_to_rgb(CompressedImage(format="png", data=tiny)).shape == (8, 8, 3)
+before = peak_kb()
+try:
+    compressed_msg_to_rgb(msg, max_image_pixels=int(sys.argv[2]))
+    outcome = "decoded"
+except ImageTooLargeError as exc:
+    outcome = "refused: " + str(exc)
+grown_mb = (peak_kb() - before) / 1024
+print(len(png), round(grown_mb, 1), outcome)
+"""
+
+
+def test_png_bomb_is_refused_before_it_is_decoded(tmp_path):
+    """A 6000 x 6000 grey PNG of a few tens of KiB (108 MB once decoded to RGB) with
+    max_image_pixels = 1 M: refused from its header, the process's peak memory barely moves.
+    The same file under a limit that allows it decodes and costs >= 100 MB, so the memory
+    measure can see a decode."""
+    import subprocess
+    import sys
+
+    def run(limit: int) -> tuple[int, float, str]:
+        done = subprocess.run(
+            [sys.executable, "-c", BOMB_CHILD, "6000", str(limit)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        size, grown, outcome = done.stdout.split(" ", 2)
+        return int(size), float(grown), outcome.strip()
+
+    size, grown, outcome = run(1_000_000)
+    assert size < 100 * 1024, size
+    assert outcome.startswith("refused") and "6000x6000" in outcome, outcome
+    assert grown < 20, f"peak memory grew {grown} MB while refusing the bomb"
+    _, grown_decoded, outcome = run(6000 * 6000)
+    assert outcome == "decoded" and grown_decoded > 100, (outcome, grown_decoded)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -28,12 +32,9 @@ def _wait(condition, timeout=60.0):
         time.sleep(0.01)
 
 
-def test_configure_cleanup_cycles_give_memory_back(checkpoints):
-    sam, pam = checkpoints
-    frames = [
-        np.ascontiguousarray(cv2.imread(str(p))[:, :, ::-1])
-        for p in davis_frames("car-shadow")[:FRAMES_PER_CYCLE]
-    ]
+def measure_cycles(sam: str, pam: str, frame_paths: list[str]) -> dict:
+    """Configure, track, describe, clean up CYCLES times; RSS before, while active, after."""
+    frames = [np.ascontiguousarray(cv2.imread(p)[:, :, ::-1]) for p in frame_paths]
     context = rclpy.Context()
     rclpy.init(context=context)
     params = {
@@ -48,9 +49,10 @@ def test_configure_cleanup_cycles_give_memory_back(checkpoints):
         parameter_overrides=[Parameter(k, value=v) for k, v in params.items()],
     )
     try:
-        start = rss_bytes()
         active, cleaned = [], []
-        for _ in range(CYCLES):
+        for cycle in range(CYCLES + 1):  # cycle 0 loads the libraries (code stays, not models)
+            if cycle == 1:
+                start = rss_bytes()
             assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
             assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
             for k, frame in enumerate(frames):
@@ -66,22 +68,39 @@ def test_configure_cleanup_cycles_give_memory_back(checkpoints):
             node.trigger_deactivate()
             node.trigger_cleanup()
             cleaned.append(rss_bytes())
-        print(
-            f"RSS MB: start {start / MB:.0f}, active {[round(a / MB) for a in active]}, "
-            f"after cleanup {[round(c / MB) for c in cleaned]}"
-        )
-        # cleanup gives back what configure and tracking took: within 3 % of the level before
-        # the first configure (the heap was once trimmed while a local still held the
-        # pipelines, leaving ~30 MB, 6 %, per cleanup) ...
-        assert max(cleaned) <= 1.03 * start, (start, active, cleaned)
-        assert cleaned[0] < active[0] - 0.5 * (active[0] - start), (start, active, cleaned)
-        # ... and the process stays flat from the second cycle on (within 5 % of it, as the
-        # issue asks; the first cycle's level depends on what the suite ran before)
-        for value in cleaned[2:]:
-            assert value <= 1.05 * cleaned[1], (cleaned, active)
+        active, cleaned = active[1:], cleaned[1:]
+        return {"start": start, "active": active, "cleaned": cleaned}
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)
+
+
+def test_configure_cleanup_cycles_give_memory_back(checkpoints):
+    """In a fresh process (the suite's own heap would be the noise): the node's process."""
+    sam, pam = checkpoints
+    paths = [str(p) for p in davis_frames("car-shadow")[:FRAMES_PER_CYCLE]]
+    done = subprocess.run(
+        [sys.executable, __file__, str(sam), str(pam), *paths],
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    numbers = json.loads(done.stdout.strip().splitlines()[-1])
+    start, active, cleaned = numbers["start"], numbers["active"], numbers["cleaned"]
+    print(
+        f"RSS MB: start {start / MB:.0f}, active {[round(a / MB) for a in active]}, "
+        f"after cleanup {[round(c / MB) for c in cleaned]}"
+    )
+    # Every cleanup gives back at least 85 % of what configure, tracking and describing took
+    # (measured from the level after a first warm-up cycle, once the libraries are loaded) ...
+    taken = min(active) - start
+    assert taken > 100 * MB, (start, active)
+    for value in cleaned:
+        assert value - start <= 0.15 * taken, (start, active, cleaned)
+    # ... and the process stays flat over the cycles (within 5 %)
+    assert cleaned[-1] <= 1.05 * cleaned[0], (cleaned, active)
 
 
 def test_heap_trimmer_trims_once_per_period():
@@ -97,3 +116,7 @@ def test_heap_trimmer_trims_once_per_period():
     trimmer.period_s = 0.0  # never
     now[0] += 1000
     assert not trimmer.maybe_trim() and trimmer.trims == 1
+
+
+if __name__ == "__main__":  # the measuring process of test_configure_cleanup_cycles_...
+    print(json.dumps(measure_cycles(sys.argv[1], sys.argv[2], sys.argv[3:])))

@@ -37,7 +37,7 @@ from pam_ros.msg import TrackedObject, TrackedObjectArray
 from pam_ros.ros.dds_profile import profile_environment
 from pam_ros.ros.executor import NodeExecutor
 from pam_ros.ros.image_conversion import image_msg_to_rgb, rgb_to_image_msg
-from pam_ros.ros.message_builders import stamp_from_ns, stamp_to_ns
+from pam_ros.ros.message_builders import diagnostics_msg, stamp_from_ns, stamp_to_ns
 from pam_ros.ros.pam_node import PamNode
 from pam_ros.srv import AddObject, Describe, RemoveObject
 
@@ -395,6 +395,26 @@ def test_bad_input_gets_clear_errors_and_the_node_keeps_serving(
     stamp += 1
     msg = h.track(frames[2], stamp)
     assert [obj.id for obj in msg.objects] == ["car"] and msg.objects[0].present
+    # Anything else raising in a frame's conversion or publishing (a broken dependency, a bug):
+    # the tracking loop logs and counts it, /diagnostics says ERROR, the next frame is tracked.
+    camera = node.camera()
+    for method in ("convert", "publish"):
+        failures = camera.counters.frame_failures
+        _fail_once(camera, method, f"injected {method} failure")
+        stamp += 1
+        h.image_pub.publish(h.image(frames[1], stamp))
+        wait_for(
+            lambda n=failures + 1: camera.counters.frame_failures == n, what=f"{method} failure"
+        )
+        assert f"injected {method} failure" in camera.counters.last_error
+        health = node.health()
+        assert health.frame_failures == failures + 1 and health.recent_failures >= 1
+        status = diagnostics_msg(stamp_from_ns(1), "pam_ros", health).status[0]
+        assert status.level == DiagnosticStatus.ERROR and "injected" in status.message
+        stamp += 1
+        msg = h.track(frames[2], stamp)
+        assert [obj.id for obj in msg.objects] == ["car"] and msg.objects[0].present
+    assert node.lifecycle_state == "active"
     # The engine raising mid-run: describe reports it, the next describe works.
     _fail_once(node.engine, "describe", "injected engine failure")
     failed = h.call(h.describe, Describe.Request(id="car", kind="caption"))

@@ -56,6 +56,7 @@ class CameraCounters:
     frames_rejected: int = 0  # unsupported encoding, zero size, too large, malformed
     frames_tracked: int = 0
     tracking_errors: int = 0  # the tracker raised on a frame
+    frame_failures: int = 0  # anything else raised while converting or publishing a frame
     last_error: str = ""
 
 

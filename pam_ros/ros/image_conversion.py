@@ -4,23 +4,22 @@ The tracker wants a (H, W, 3) RGB uint8 array. Camera drivers publish many layou
 accepts the 8-bit colour and grey encodings a ROS camera commonly uses and rejects anything else
 with an error that names the encoding. Rows may be padded (`step` > width * channels).
 
-cv_bridge is used when it is importable (a real ROS 2 install); otherwise an equivalent numpy
-path (frombuffer + strided view + one channel shuffle) does the same work. Both paths run the
-same validation first, so the errors are identical.
+One path on every install: numpy (frombuffer + a strided view that skips row padding + one
+channel shuffle, one copy). cv_bridge is deliberately not used: for these 8-bit encodings its
+`imgmsg_to_cv2` is the same frombuffer + reshape + cvtColor, so it adds nothing, and the real
+Jazzy cv_bridge gets layouts wrong that cameras send — rows padded by a number of bytes that is
+not a multiple of the pixel size come back shifted, an upper-case encoding ("RGB8") or a last
+row without its padding raises `CvBridgeError` instead of a conversion error (5 of the 26 tests
+in test/test_node_image_conversion.py failed with the cv_bridge built from its Jazzy sources).
+Depth images are read with numpy too (pam_ros.geometry.depth).
 """
 
 from __future__ import annotations
 
 import array
+import io
 
 import numpy as np
-
-try:  # ROS 2's cv_bridge (absent from PyPI; present on a real install).
-    from cv_bridge import CvBridge as _CvBridge
-
-    _CV_BRIDGE = _CvBridge()
-except Exception:  # ImportError, or ROS 1's incompatible PyPI copy failing to load
-    _CV_BRIDGE = None
 
 # encoding → (channels, how to reach RGB)
 SUPPORTED_ENCODINGS: dict[str, int] = {
@@ -91,9 +90,6 @@ def image_msg_to_rgb(msg, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> n
             f"{width}x{height} {encoding} image with step {step} needs {needed} bytes, "
             f"got {len(msg.data)}"
         )
-    if _CV_BRIDGE is not None:
-        return np.ascontiguousarray(_CV_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
-
     buffer = np.frombuffer(msg.data, dtype=np.uint8, count=needed)
     # (H, step) byte rows → (H, W, C) without copying, padding skipped by the stride.
     pixels = np.lib.stride_tricks.as_strided(
@@ -114,21 +110,42 @@ def _to_rgb(pixels: np.ndarray, encoding: str) -> np.ndarray:
 
 
 def compressed_msg_to_rgb(msg, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
-    """sensor_msgs/CompressedImage (jpeg / png, as image_transport writes them) → RGB uint8."""
+    """sensor_msgs/CompressedImage (jpeg / png, as image_transport writes them) → RGB uint8.
+
+    The size is read from the header before anything is decoded: a small compressed frame
+    can claim a huge image (a "PNG bomb": 136 KiB that decode to 600 MB), refused here by
+    `max_image_pixels` without allocating it.
+    """
     import cv2
 
     if len(msg.data) == 0:
         raise EmptyImageError("compressed image has no data")
-    data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
+    raw = bytes(msg.data)
+    width, height = _compressed_size(raw, msg.format)
+    _check_size(width, height, max_image_pixels)
+    data = np.frombuffer(raw, dtype=np.uint8)
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)  # (H, W, 3) BGR, grey inputs expanded
     if bgr is None:
         raise ImageDecodeError(
             f"compressed image failed to decode (format {msg.format or '<empty>'!r}, "
             f"{len(data)} bytes): truncated or corrupt data, or not jpeg / png"
         )
-    height, width = bgr.shape[:2]
-    _check_size(width, height, max_image_pixels)
     return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def _compressed_size(raw: bytes, fmt: str) -> tuple[int, int]:
+    """(width, height) from a jpeg / png header, nothing decoded (Pillow reads headers lazily)."""
+    from PIL import Image as PilImage
+    from PIL import UnidentifiedImageError
+
+    try:
+        with PilImage.open(io.BytesIO(raw)) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ImageDecodeError(
+            f"compressed image failed to decode (format {fmt or '<empty>'!r}, {len(raw)} bytes): "
+            f"truncated or corrupt data, or not jpeg / png ({exc})"
+        ) from None
 
 
 def uint8_field(pixels: np.ndarray) -> array.array:

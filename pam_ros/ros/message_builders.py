@@ -179,6 +179,8 @@ class NodeHealth:
     recent_qos_events: int = 0  # of those, seen within the recent window (what warns)
     image_qos: str = ""  # the image subscription's reliability now (it follows the camera)
     recent_errors: int = 0  # rejected frames + tracking + semantic errors in the recent window
+    frame_failures: int = 0  # unexpected errors converting or publishing a frame
+    recent_failures: int = 0  # tracking errors + frame failures in the recent window (ERROR)
     last_error_age_s: float | None = None  # seconds since last_error was seen (None: never)
 
 
@@ -188,6 +190,9 @@ def diagnostics_msg(stamp: Time, node_name: str, health: NodeHealth) -> Diagnost
     status.hardware_id = node_name
     if health.state != "active":
         status.level, status.message = DiagnosticStatus.STALE, f"node is {health.state}"
+    elif health.recent_failures:
+        status.level = DiagnosticStatus.ERROR
+        status.message = health.last_error or "frames failed"
     elif health.recent_errors:
         status.level, status.message = DiagnosticStatus.WARN, health.last_error or "errors seen"
     elif health.recent_qos_events:
@@ -214,6 +219,8 @@ def diagnostics_msg(stamp: Time, node_name: str, health: NodeHealth) -> Diagnost
         "incompatible_qos": str(health.incompatible_qos),
         "image_qos": health.image_qos,
         "recent_errors": str(health.recent_errors),
+        "frame_failures": str(health.frame_failures),
+        "recent_failures": str(health.recent_failures),
         "last_error": health.last_error,
         "last_error_age_s": (
             "" if health.last_error_age_s is None else f"{health.last_error_age_s:.1f}"

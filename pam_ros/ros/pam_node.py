@@ -45,8 +45,10 @@ import dataclasses
 import sys
 import threading
 import time
+import traceback
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
@@ -135,6 +137,7 @@ class PamNode(LifecycleNode):
         self._rate_window: tuple[float, int] = (time.monotonic(), 0)
         self._error_window = ErrorWindow(ERROR_WINDOW_PERIODS * self.params.diagnostics_period_s)
         self._qos_window = ErrorWindow(ERROR_WINDOW_PERIODS * self.params.diagnostics_period_s)
+        self._failure_window = ErrorWindow(ERROR_WINDOW_PERIODS * self.params.diagnostics_period_s)
         self._stop_worker = threading.Event()
         self._worker: threading.Thread | None = None
         self.heap_trimmer = HeapTrimmer(self.params.memory_trim_period_s)
@@ -420,8 +423,25 @@ class PamNode(LifecycleNode):
                 if frame is not None:
                     pending[name] = frame
             if pending and not self._stop_worker.is_set():
-                self._process(pending)
+                try:
+                    self._process(pending)
+                except Exception as exc:  # the loop never dies: the next frame is processed
+                    self._frame_failed(pending, exc)
                 self.heap_trimmer.maybe_trim()
+
+    def _frame_failed(self, pending: dict[str, PendingFrame], exc: Exception) -> None:
+        """Last resort for a frame: count it, log it (throttled, with where it came from)."""
+        if self._stop_worker.is_set():  # stopping: the models may already be gone
+            self.get_logger().debug(f"frame abandoned while stopping: {exc!r}")
+            return
+        where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        origin = f" at {Path(where.filename).name}:{where.lineno}" if where else ""
+        for name in pending:
+            self.cameras[name].count_error("frame_failures", f"frame failed: {exc!r}{origin}")
+        self.get_logger().error(
+            f"a frame failed{origin}, continuing with the next: {exc!r}",
+            throttle_duration_sec=5.0,
+        )
 
     def _process(self, pending: dict[str, PendingFrame]) -> None:
         """Convert, track (one batched encoder pass), hand to semantics, publish."""
@@ -532,8 +552,17 @@ class PamNode(LifecycleNode):
             self.last_error or next(iter(last_errors), "") or (stats.last_error if stats else "")
         )
         self._error_window.window_s = ERROR_WINDOW_PERIODS * self.params.diagnostics_period_s
+        self._failure_window.window_s = self._error_window.window_s
+        failures = self._failure_window.update(
+            now, totals["tracking_errors"] + totals["frame_failures"], ""
+        )
         recent = self._error_window.update(
-            now, totals["frames_rejected"] + totals["tracking_errors"] + semantic_errors, last_error
+            now,
+            totals["frames_rejected"]
+            + totals["tracking_errors"]
+            + totals["frame_failures"]
+            + semantic_errors,
+            last_error,
         )
         return NodeHealth(
             state=self.lifecycle_state,
@@ -550,6 +579,8 @@ class PamNode(LifecycleNode):
             gpu_memory_mb=gpu_mb,
             last_error=recent.last_error,
             recent_errors=recent.count,
+            frame_failures=totals["frame_failures"],
+            recent_failures=failures.count,
             last_error_age_s=recent.last_error_age_s,
             **self._delivery_health(),
         )
