@@ -184,7 +184,7 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "max_image_pixels",
         DEFAULT_MAX_IMAGE_PIXELS,
-        "frames with more pixels are rejected",
+        "frames with more pixels are rejected (compressed ones from their header, before decoding)",
         minimum=1,
         maximum=100_000_000,
     ),
