@@ -292,3 +292,16 @@ def test_error_window_counts_only_recent_errors():
     again = window.update(12.0, 3, "tracking failed: y")
     assert again == RecentErrors(2, "tracking failed: y", 0.0)
     assert window.update(30.0, 3, "tracking failed: y").count == 0
+
+
+def test_log_throttle_is_per_kind_of_fault():
+    from pam_ros.ros.health import KindThrottle
+
+    now = [0.0]
+    throttle = KindThrottle(5.0, clock=lambda: now[0])
+    assert throttle.allow("UnsupportedEncodingError")
+    now[0] = 2.0
+    assert throttle.allow("EmptyImageError")  # another kind: not hidden by the first
+    assert not throttle.allow("UnsupportedEncodingError")
+    now[0] = 5.0
+    assert throttle.allow("UnsupportedEncodingError") and not throttle.allow("EmptyImageError")

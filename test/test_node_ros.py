@@ -355,7 +355,7 @@ def _fail_once(model, method: str, message: str) -> None:
 
 
 def test_bad_input_gets_clear_errors_and_the_node_keeps_serving(
-    harness_factory, checkpoints, frames
+    harness_factory, checkpoints, frames, capfd
 ):
     h = harness_factory(node_parameters(checkpoints, semantic_rate_hz=0.01))
     h.wait_connected()
@@ -371,6 +371,9 @@ def test_bad_input_gets_clear_errors_and_the_node_keeps_serving(
     h.image_pub.publish(empty)
     wait_for(lambda: node.camera().counters.frames_rejected == 2, what="rejected empty frame")
     assert "zero size" in node.camera().counters.last_error
+    # Two kinds of fault within the log throttle's period: both are logged (per-kind throttle)
+    logged = capfd.readouterr().err
+    assert "16UC1" in logged and "zero size" in logged, logged[-2000:]
     stamp = 10
     h.track(frames[0], stamp)
     # Prompt errors.

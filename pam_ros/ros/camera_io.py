@@ -32,6 +32,7 @@ from pam_ros.pipeline.latest_frame import LatestFrameSlot
 from pam_ros.pipeline.overlay import draw_overlay, overlay_objects
 from pam_ros.ros import detections, message_builders, outputs_3d
 from pam_ros.ros.depth_intake import DepthCache
+from pam_ros.ros.health import LOG_THROTTLE_S, KindThrottle
 from pam_ros.ros.image_conversion import (
     ImageConversionError,
     UnsupportedEncodingError,
@@ -91,6 +92,7 @@ class CameraIO:
         self.pipeline = None  # pam_ros.pipeline.FramePipeline after configure
         self.slot = LatestFrameSlot()
         self.counters = CameraCounters()
+        self.log_throttle = KindThrottle(LOG_THROTTLE_S)  # rejected-frame warnings, per kind
         self.counters_lock = threading.Lock()
         self.depth_cache = DepthCache()  # depth pairs by stamp (depth.enabled)
         self.depth_intake = self.outputs_3d = None
@@ -217,7 +219,8 @@ class CameraIO:
             self.count_error("frames_rejected", f"frame rejected: {exc}")
             what = "dropping frames" if isinstance(exc, UnsupportedEncodingError) else "rejected"
             where = f" from {self.label}" if self.name else ""
-            self.node.get_logger().warning(f"{what}{where}: {exc}", throttle_duration_sec=5.0)
+            if self.log_throttle.allow(type(exc).__name__):  # per kind of fault
+                self.node.get_logger().warning(f"{what}{where}: {exc}")
             return None
 
     def count_error(self, counter: str, message: str) -> None:

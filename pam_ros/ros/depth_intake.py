@@ -26,6 +26,7 @@ from pam_ros.geometry import (
 )
 from pam_ros.geometry.depth import depth_from_buffer
 from pam_ros.geometry.object_3d import BAD_DEPTH, BAD_INTRINSICS
+from pam_ros.ros.health import KindThrottle
 from pam_ros.ros.stamps import stamp_to_ns
 
 
@@ -150,6 +151,7 @@ class DepthIntake:
         self.available, self.reason = False, ""
         self._metres_per_unit = metres_per_unit
         self._node = node
+        self._log_throttle = KindThrottle()  # depth warnings, per kind of fault
         self._subscribers = []
         try:
             import message_filters
@@ -188,10 +190,8 @@ class DepthIntake:
                 error=repr(error),
             )
         self.cache.put(frame)
-        if frame.error_code:
-            self._node.get_logger().warning(
-                f"depth unusable: {frame.error}", throttle_duration_sec=5.0
-            )
+        if frame.error_code and self._log_throttle.allow(frame.error_code):  # per kind
+            self._node.get_logger().warning(f"depth unusable: {frame.error}")
 
     def destroy(self) -> None:
         for subscriber in self._subscribers:

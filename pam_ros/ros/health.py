@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 # /diagnostics warns while an error was seen within this many diagnostics periods.
 ERROR_WINDOW_PERIODS = 10
+# A warning of one kind is repeated at most once per this many seconds (KindThrottle).
+LOG_THROTTLE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -47,3 +49,28 @@ class ErrorWindow:
         baseline = self._samples[0][1] if self._samples[0][0] <= now - self.window_s else 0
         age = None if self._last_error_at is None else now - self._last_error_at
         return RecentErrors(max(0, total_errors - baseline), self._last_error, age)
+
+
+class KindThrottle:
+    """Log throttling per kind of fault, not per call site.
+
+    rclpy's `throttle_duration_sec` throttles one logging call site: an unsupported encoding
+    logged at 10:00:00 would hide a zero-size frame at 10:00:02 (it would show only in
+    /diagnostics). `allow(kind)` is True for the first message of each kind, then once every
+    `period_s` per kind.
+    """
+
+    def __init__(self, period_s: float = LOG_THROTTLE_S, clock=None) -> None:
+        import time
+
+        self.period_s = period_s
+        self._clock = clock or time.monotonic
+        self._last: dict[str, float] = {}
+
+    def allow(self, kind: str) -> bool:
+        now = self._clock()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.period_s:
+            return False
+        self._last[kind] = now
+        return True

@@ -68,7 +68,7 @@ from pam_ros.pipeline.semantics_scheduler import (
 )
 from pam_ros.ros import message_builders
 from pam_ros.ros.camera_io import CameraIO, PendingFrame, camera_status
-from pam_ros.ros.health import ERROR_WINDOW_PERIODS, ErrorWindow
+from pam_ros.ros.health import ERROR_WINDOW_PERIODS, ErrorWindow, KindThrottle
 from pam_ros.ros.image_intake import DeliveryCounters
 from pam_ros.ros.lifecycle import TransitionGuard
 from pam_ros.ros.message_builders import NodeHealth, stamp_to_ns
@@ -137,6 +137,7 @@ class PamNode(LifecycleNode):
         self._rate_window: tuple[float, int] = (time.monotonic(), 0)
         self._error_window = ErrorWindow(ERROR_WINDOW_PERIODS * self.params.diagnostics_period_s)
         self._qos_window = ErrorWindow(ERROR_WINDOW_PERIODS * self.params.diagnostics_period_s)
+        self._failure_log = KindThrottle()
         self._failure_window = ErrorWindow(ERROR_WINDOW_PERIODS * self.params.diagnostics_period_s)
         self._stop_worker = threading.Event()
         self._worker: threading.Thread | None = None
@@ -438,10 +439,8 @@ class PamNode(LifecycleNode):
         origin = f" at {Path(where.filename).name}:{where.lineno}" if where else ""
         for name in pending:
             self.cameras[name].count_error("frame_failures", f"frame failed: {exc!r}{origin}")
-        self.get_logger().error(
-            f"a frame failed{origin}, continuing with the next: {exc!r}",
-            throttle_duration_sec=5.0,
-        )
+        if self._failure_log.allow(f"{type(exc).__name__}{origin}"):  # per kind and place
+            self.get_logger().error(f"a frame failed{origin}, continuing with the next: {exc!r}")
 
     def _process(self, pending: dict[str, PendingFrame]) -> None:
         """Convert, track (one batched encoder pass), hand to semantics, publish."""
