@@ -73,6 +73,9 @@ def test_yaml_profiles_hold_every_parameter_with_valid_values(profile):
         ("semantic_kinds", "category", "list of strings"),
         ("video_caption_segment_frames", 8, "at least 16"),
         ("autostart", "yes", "true or false"),
+        ("marker_frame_id", "/map", "do not start with '/'.*'map'"),
+        ("tf.target_frame", "/base_link", "do not start with '/'"),
+        ("tf.prefix", "/pam_object_", "do not start with '/'"),
         ("no_such_parameter", 1, "unknown parameter"),
     ],
 )

@@ -445,6 +445,17 @@ def test_bad_input_gets_clear_errors_and_the_node_keeps_serving(
     # Bad parameter values are refused at run time; good ones apply.
     results = node.set_parameters([Parameter("semantic_rate_hz", value=-1.0)])
     assert not results[0].successful
+    # An integer for a double parameter, from another process as a user types it: accepted at
+    # run time as it is at start (rclpy alone refuses the type change).
+    set_by_cli = subprocess.run(
+        ["ros2", "param", "set", f"{h.namespace}/pam_ros", "semantic_rate_hz", "2"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert set_by_cli.returncode == 0 and "Set parameter successful" in set_by_cli.stdout, (
+        set_by_cli.stdout + set_by_cli.stderr
+    )
+    assert node.params.semantic_rate_hz == 2.0
+    assert node.get_parameter("semantic_rate_hz").type_ == Parameter.Type.DOUBLE
     results = node.set_parameters([Parameter("track_every_n", value=2)])
     assert results[0].successful and node.params.track_every_n == 2
     received, skipped = (

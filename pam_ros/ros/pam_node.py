@@ -78,6 +78,7 @@ from pam_ros.ros.parameters import (
     NodeParameters,
     ParameterValidationError,
     declare_parameters,
+    integers_as_doubles,
     validate_parameter,
 )
 from pam_ros.ros.runner import run_node
@@ -118,6 +119,7 @@ class PamNode(LifecycleNode):
         self.params: NodeParameters = declare_parameters(self, command_line)
         self.lifecycle_guard = TransitionGuard(self)
         self.shutting_down = threading.Event()
+        self.add_pre_set_parameters_callback(integers_as_doubles)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.tracker = None  # pam_ros.tracking.MultiStreamTracker after configure

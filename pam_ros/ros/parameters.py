@@ -229,7 +229,8 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "semantic_kinds",
         ["category", "explain"],
-        f"descriptions kept fresh automatically, any of {', '.join(SEMANTIC_KINDS)}",
+        f"descriptions kept fresh automatically, any of {', '.join(SEMANTIC_KINDS)} "
+        "([]: none, descriptions only when asked through describe / describe_object)",
     ),
     ParameterSpec("language", "en", "default description language", choices=LANGUAGES),
     ParameterSpec(
@@ -466,6 +467,10 @@ def validate_parameter(name: str, value: Any) -> Any:
             )
     if name == "cameras":
         value = camera_names(value)
+    if name in FRAME_ID_PARAMETERS and value.startswith("/"):
+        raise ParameterValidationError(
+            f"{name}={value!r}: tf2 frame ids do not start with '/' (use {value.lstrip('/')!r})"
+        )
     if name == "video_caption_segment_frames" and 0 < value < 16:
         raise ParameterValidationError(
             f"video_caption_segment_frames={value}: a segment needs at least 16 frames (or 0)"
@@ -473,6 +478,7 @@ def validate_parameter(name: str, value: Any) -> Any:
     return value
 
 
+FRAME_ID_PARAMETERS = ("marker_frame_id", "tf.target_frame", "tf.prefix")
 CAMERA_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 
@@ -612,3 +618,25 @@ def declare_parameters(node, command_line: dict[str, Any] | None = None) -> Node
         parameter = node.declare_parameter(spec.name, spec.default, parameter_descriptor(spec))
         values[spec.name] = parameter.value
     return NodeParameters().updated(values)
+
+
+def integers_as_doubles(parameters: list) -> list:
+    """rclpy pre-set callback: an integer given for a double parameter becomes that double.
+
+    At start an integer override of a double parameter is accepted (`semantic_rate_hz:=2`);
+    at run time rclpy would refuse `ros2 param set /pam_ros semantic_rate_hz 2` as a type
+    change. Converting before rclpy's type check makes both behave the same.
+    """
+    from rclpy.parameter import Parameter
+
+    converted = []
+    for parameter in parameters:
+        spec = SPECS_BY_NAME.get(parameter.name)
+        if (
+            spec is not None
+            and isinstance(spec.default, float)
+            and parameter.type_ == Parameter.Type.INTEGER
+        ):
+            parameter = Parameter(parameter.name, Parameter.Type.DOUBLE, float(parameter.value))
+        converted.append(parameter)
+    return converted
