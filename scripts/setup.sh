@@ -94,6 +94,20 @@ else
   log "no system launch/vision_msgs/tf2 and no $EXTRAS_SRC: the tests that need them skip"
 fi
 
+# 3. A font with CJK glyphs for the overlay's labels (PAM answers in Chinese with language zh;
+#    pam_ros/pipeline/overlay.py): Debian's fonts-wqy-microhei (~5 MB) where apt can run as root.
+if fc-list :lang=zh 2>/dev/null | grep -q . || [ -n "${PAM_ROS_OVERLAY_FONT:-}" ]; then
+  log "a CJK font for overlay labels is installed"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  log "installing fonts-wqy-microhei (CJK glyphs for overlay labels)"
+  { apt-get install -y --no-install-recommends fonts-wqy-microhei >/dev/null 2>&1 \
+    || { apt-get update >/dev/null 2>&1 \
+         && apt-get install -y --no-install-recommends fonts-wqy-microhei >/dev/null 2>&1; }; } \
+    || log "could not install fonts-wqy-microhei: non-ASCII labels draw as '?'"
+else
+  log "no CJK font: run 'sudo apt install fonts-wqy-microhei' (or set PAM_ROS_OVERLAY_FONT)"
+fi
+
 log "building the pam_ros package with colcon"
 export VIRTUAL_ENV="$VENV"
 export PATH="$VENV/bin:$PATH"

@@ -81,6 +81,28 @@ def test_overlay_rejects_mismatched_masks():
         draw_overlay(frame.astype(np.float32), [])
 
 
+def _label_pixels(label: str) -> np.ndarray:
+    """The label strip above one object's box, drawn on a grey 720p frame (22 px text)."""
+    frame = np.full((720, 1280, 3), 128, dtype=np.uint8)
+    mask = np.zeros((720, 1280), dtype=bool)
+    mask[120:180, 20:380] = True
+    canvas = draw_overlay(frame, [OverlayObject("7", mask, (20, 120, 380, 180), True, label)])
+    return canvas[80:120, 20:380]
+
+
+def test_chinese_labels_are_drawn_with_their_glyphs():
+    """PAM answers in Chinese with language zh: each character gets its own glyph, not the
+    "?" OpenCV's Hershey font draws for anything outside ASCII (as before this font support)."""
+    from pam_ros.pipeline.overlay import label_font
+
+    assert label_font(), "no CJK font: install fonts-wqy-microhei or set PAM_ROS_OVERLAY_FONT"
+    cup, bottle, question = _label_pixels("杯子"), _label_pixels("瓶子"), _label_pixels("??")
+    ink = (cup < 60).all(axis=2)  # black text on the label's colour
+    assert ink.sum() > 60  # something is written
+    assert (cup != question).any() and (cup != bottle).any()  # different words, different ink
+    assert (_label_pixels("mug") != _label_pixels("杯")).any()
+
+
 def test_long_labels_are_cut_and_short_ones_kept():
     assert label_text("3", "mug") == "3: mug"
     assert label_text("3", "") == "3"
