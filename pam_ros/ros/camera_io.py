@@ -29,7 +29,7 @@ from visualization_msgs.msg import MarkerArray
 
 from pam_ros.msg import TrackedObjectArray
 from pam_ros.pipeline.latest_frame import LatestFrameSlot
-from pam_ros.pipeline.overlay import draw_overlay, overlay_objects
+from pam_ros.pipeline.overlay import draw_overlay, label_font, overlay_objects
 from pam_ros.ros import detections, message_builders, outputs_3d
 from pam_ros.ros.depth_intake import DepthCache
 from pam_ros.ros.health import LOG_THROTTLE_S, KindThrottle
@@ -277,6 +277,12 @@ class CameraIO:
             return False
         header, frame, result, semantics = latest
         objects = overlay_objects(result, semantics)
+        if self.log_throttle.allow("no_label_font") and not all(o.label.isascii() for o in objects):
+            if label_font() is None:  # said once a period, per camera
+                self.node.get_logger().warning(
+                    "overlay labels outside ASCII are drawn as '?': no CJK font found "
+                    "(sudo apt install fonts-wqy-microhei, or set PAM_ROS_OVERLAY_FONT)"
+                )
         canvas = draw_overlay(frame, objects, alpha)
         publisher.publish(rgb_to_image_msg(canvas, header, encoding))
         return True
