@@ -277,8 +277,8 @@ class CameraIO:
             return False
         header, frame, result, semantics = latest
         objects = overlay_objects(result, semantics)
-        if self.log_throttle.allow("no_label_font") and not all(o.label.isascii() for o in objects):
-            if label_font() is None:  # said once a period, per camera
+        if not all(o.label.isascii() for o in objects) and label_font() is None:
+            if self.log_throttle.allow("no_label_font"):
                 self.node.get_logger().warning(
                     "overlay labels outside ASCII are drawn as '?': no CJK font found "
                     "(sudo apt install fonts-wqy-microhei, or set PAM_ROS_OVERLAY_FONT)"
