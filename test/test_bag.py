@@ -21,6 +21,8 @@ import pytest
 from builtin_interfaces.msg import Time
 from conftest import REPO, davis_frames
 from rclpy.serialization import serialize_message
+from rosbags.highlevel import AnyReader  # a hard requirement: missing, the suite fails
+from rosbags.rosbag2 import StoragePlugin, Writer
 from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import Header
 
@@ -34,10 +36,6 @@ from pam_ros.tools.bag.annotate import (
 )
 from pam_ros.tools.bag.bag_types import build_typestore, connection_definition
 from pam_ros.tools.bag.prompts import PromptFileError
-
-rosbags = pytest.importorskip("rosbags")
-from rosbags.highlevel import AnyReader  # noqa: E402
-from rosbags.rosbag2 import StoragePlugin, Writer  # noqa: E402
 
 FRAME_PERIOD_NS = 100_000_000  # 10 Hz camera
 FIRST_STAMP_NS = 1_700_000_000_000_000_000

@@ -63,7 +63,6 @@ def test_demo_with_random_weights_writes_every_output(tmp_path):
 
     # The MCAP recording beside the video: every message deserialises with the definition
     # registered in the bag, one of each per frame, on the frames' stamps.
-    rosbags = pytest.importorskip("rosbags")
     from rosbags.highlevel import AnyReader
 
     with AnyReader([tmp_path / "recording"]) as reader:
@@ -71,7 +70,7 @@ def test_demo_with_random_weights_writes_every_output(tmp_path):
         for connection, _, raw in reader.messages():
             message = reader.deserialize(raw, connection.msgtype)
             by_topic.setdefault(connection.topic, []).append(message)
-    assert rosbags and set(by_topic) == {
+    assert set(by_topic) == {
         "/camera/image_raw/compressed",
         "/tracked_objects",
         "/overlay/compressed",

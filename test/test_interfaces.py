@@ -7,14 +7,13 @@ import time
 
 import numpy as np
 import pytest
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import Image, RegionOfInterest
 
-rclpy = pytest.importorskip("rclpy")
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
-from sensor_msgs.msg import Image, RegionOfInterest  # noqa: E402
-
-from pam_ros.msg import ObjectSemantics, TrackedObject, TrackedObjectArray  # noqa: E402
-from pam_ros.srv import AddObject, Describe, RemoveObject  # noqa: E402
+from pam_ros.msg import ObjectSemantics, TrackedObject, TrackedObjectArray
+from pam_ros.srv import AddObject, Describe, RemoveObject
 
 
 def test_interfaces_are_generated_with_their_constants():

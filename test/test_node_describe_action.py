@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
-pytest.importorskip("rclpy")
-
 from action_msgs.msg import GoalStatus
 from conftest import add_request, wait_for
 from rclpy.action import ActionClient

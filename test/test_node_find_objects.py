@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("rclpy")
-
 from conftest import add_request, wait_for
 from test_node_ros import (
     frames,  # noqa: F401
