@@ -8,7 +8,7 @@ import re
 import pytest
 from conftest import REPO, davis_frames
 
-from pam_ros.ros.launch_description import LAUNCH_ARGUMENTS
+from pam_ros.ros.launch_description import LAUNCH_ARGUMENTS, RVIZ_MISSING
 from pam_ros.ros.parameters import PARAMETER_SPECS
 from pam_ros.ros.reference import launch_argument_table, parameter_table
 
@@ -20,6 +20,10 @@ def test_readme_carries_the_generated_parameter_and_launch_tables():
     assert parameter_table() in README
     assert launch_argument_table() in README
     assert len(PARAMETER_SPECS) > 20 and len(LAUNCH_ARGUMENTS) > 10
+
+
+def test_readme_quotes_the_missing_rviz2_line():
+    assert RVIZ_MISSING in README
 
 
 def test_readme_names_the_two_commands_and_ci_runs_the_test_one():
