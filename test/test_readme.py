@@ -4,11 +4,12 @@ and its library example runs (on tiny random models standing in for the real wei
 from __future__ import annotations
 
 import re
+import shlex
 
 import pytest
 from conftest import REPO, davis_frames
 
-from pam_ros.ros.launch_description import LAUNCH_ARGUMENTS
+from pam_ros.ros.launch_description import LAUNCH_ARGUMENTS, RVIZ_MISSING
 from pam_ros.ros.parameters import PARAMETER_SPECS
 from pam_ros.ros.reference import launch_argument_table, parameter_table
 
@@ -20,6 +21,45 @@ def test_readme_carries_the_generated_parameter_and_launch_tables():
     assert parameter_table() in README
     assert launch_argument_table() in README
     assert len(PARAMETER_SPECS) > 20 and len(LAUNCH_ARGUMENTS) > 10
+
+
+# requirements/ml.txt's packages that a ROS 2 install takes from apt (rosdep keys in
+# package.xml) instead of pip: PyPI's OpenCV 5 beside ROS's cv_bridge breaks its conversions.
+FROM_ROSDEP = {"numpy": "python3-numpy", "opencv-python-headless": "python3-opencv"}
+
+
+def _requirement_name(spec: str) -> str:
+    return re.split(r"[<>=!~;\[ ]", spec, maxsplit=1)[0].lower()
+
+
+def _requirements(name: str) -> list[str]:
+    lines = (line.split("#", 1)[0].strip() for line in (REPO / "requirements" / name).open())
+    return [line for line in lines if line]
+
+
+def test_workstation_install_line_is_requirements_ml_less_what_rosdep_installs():
+    section = README.split("## Install on a ROS 2 workstation or a Jetson", 1)[1]
+    block = section.split("```bash", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    commands = [shlex.split(line.split("#", 1)[0]) for line in block.splitlines()]
+    pip = [words for words in commands if words[:2] == ["pip", "install"]]
+    assert len(pip) == 1, pip  # one line for requirements/ml.txt (sam2 below, by its file)
+    listed = [word for word in pip[0][2:] if not word.startswith("-")]
+    wanted = [r for r in _requirements("ml.txt") if _requirement_name(r) not in FROM_ROSDEP]
+    assert sorted(listed) == sorted(wanted), "README pip line != requirements/ml.txt"
+    assert {_requirement_name(r) for r in _requirements("ml.txt")} >= set(FROM_ROSDEP)
+    package_xml = (REPO / "package.xml").read_text()
+    for key in FROM_ROSDEP.values():
+        assert f"<exec_depend>{key}</exec_depend>" in package_xml, key
+    # sam2 from its pinned, hashed file (as scripts/setup.sh installs it), not a copy of the pin
+    sam2 = [words for words in commands if "pip" in words and "--no-deps" in words]
+    assert len(sam2) == 1, sam2
+    assert "--require-hashes" in sam2[0]
+    assert sam2[0][sam2[0].index("-r") + 1] == "src/pam_ros/requirements/sam2.txt"
+    assert (REPO / "requirements" / "sam2.txt").read_text().count("--hash=sha256:") == 1
+
+
+def test_readme_quotes_the_missing_rviz2_line():
+    assert RVIZ_MISSING in README
 
 
 def test_readme_names_the_two_commands_and_ci_runs_the_test_one():

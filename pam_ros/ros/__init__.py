@@ -6,5 +6,6 @@ ROS-free `pam_ros.pipeline`; one camera's topics (`camera_io`, `image_intake`, `
 messages (`message_builders`: one builder per output, used by the node and the bag tool;
 `image_conversion`); parameters (`parameters`, `reference`), the launch arguments
 (`launch_description`), DDS (`dds_profile`) and rclpy plumbing (`runner`, `executor`,
-`lifecycle`, `health`, `topics`).
+`lifecycle`, `health`, `topics`); `pam_node`'s command line (`command_line`: --help, the
+default params file and DDS profile) and the installed config files (`package_files`).
 """

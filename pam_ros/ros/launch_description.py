@@ -7,6 +7,7 @@ remappings, parameter overrides, whether a video source runs) lives here and is 
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,14 @@ from pam_ros.ros.parameters import (
 PACKAGE = "pam_ros"
 NODE_EXECUTABLE = "pam_node"
 VIDEO_SOURCE_EXECUTABLE = "video_source"  # pam_ros.tools.demo.video_source:main
+RVIZ_CONFIG = "pam.rviz"  # in share/pam_ros/config
+RVIZ_TOPICS = ("overlay", "markers", "markers_3d")  # absolute (/overlay, ...) in pam.rviz
+RVIZ_INSTALL = "sudo apt install ros-jazzy-rviz2"
+RVIZ_MISSING = (
+    f"rviz:=true but rviz2 is not installed (no rviz2 package, no rviz2 on PATH); install it "
+    f"with '{RVIZ_INSTALL}' (ros-<distro>-rviz2 on other ROS 2 distributions). Starting "
+    "without rviz."
+)
 TRUE_STRINGS = ("true", "1", "yes", "on")
 BOOL_CHOICES = ("true", "false")
 
@@ -123,6 +132,20 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
         "empty: the package's config/fastdds_large_frames.xml unless the environment sets one, "
         "'none': Fast DDS defaults",
     ),
+    LaunchArgument(
+        "rviz",
+        "false",
+        "also start rviz2 with the package's config/pam.rviz (overlay, markers, markers_3d, "
+        "TF; remapped to namespace and the first camera); where rviz2 is not installed one line "
+        "says so and how to install it, and the rest starts",
+        BOOL_CHOICES,
+    ),
+    LaunchArgument(
+        "rviz_fixed_frame",
+        "",
+        "with rviz: rviz's fixed frame, the camera's frame_id (e.g. camera_color_optical_frame; "
+        "empty: pam.rviz's 'camera', the video source's frame)",
+    ),
 )
 ARGUMENTS_BY_NAME = {argument.name: argument for argument in LAUNCH_ARGUMENTS}
 
@@ -135,9 +158,9 @@ class LaunchArgumentError(ValueError):
 class NodeSpec:
     """Everything launch_ros.actions.Node needs."""
 
-    package: str
+    package: str  # "": `executable` is a path (rviz2)
     executable: str
-    name: str
+    name: str  # "": the executable's own node name
     namespace: str
     parameters: list = field(default_factory=list)  # YAML paths and dicts, in order
     remappings: list[tuple[str, str]] = field(default_factory=list)
@@ -341,3 +364,57 @@ def node_specs(given: dict[str, str], default_params_file: str | Path) -> list[N
                 )
             )
     return specs
+
+
+def find_rviz2() -> str | None:
+    """rviz2's executable: the rviz2 package's lib/rviz2/rviz2 (ament index), else `rviz2` on
+    PATH; None where it is not installed."""
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+
+        try:
+            executable = Path(get_package_prefix("rviz2")) / "lib" / "rviz2" / "rviz2"
+            if executable.is_file():
+                return str(executable)
+        except PackageNotFoundError:
+            pass
+    except ImportError:
+        pass
+    return shutil.which("rviz2")
+
+
+def rviz_remappings(values: dict[str, str]) -> list[tuple[str, str]]:
+    """pam.rviz's absolute topics (/overlay, ...) to the node's: under the namespace and the
+    first named camera (rviz shows one camera; pick another in its Displays panel)."""
+    cameras = camera_list(values)
+    prefix = "/".join(filter(None, (values["namespace"].strip("/"), *cameras[:1])))
+    if not prefix:
+        return []
+    return [(f"/{topic}", f"/{prefix}/{topic}") for topic in RVIZ_TOPICS]
+
+
+def rviz_spec(
+    given: dict[str, str], rviz_config: str | Path, executable: str | None
+) -> NodeSpec | None:
+    """The rviz2 process for `rviz:=true` (None: not asked for, or `executable` None: rviz2 is
+    not installed, see `rviz_missing`)."""
+    values = resolve_arguments(given)
+    if not _is_true(values["rviz"]) or executable is None:
+        return None
+    arguments = ["-d", str(rviz_config)]
+    if values["rviz_fixed_frame"]:
+        arguments += ["-f", values["rviz_fixed_frame"]]
+    return NodeSpec(
+        package="",
+        executable=executable,
+        name="",  # rviz2's own node name
+        namespace="",
+        remappings=rviz_remappings(values),
+        arguments=arguments,
+        env=profile_environment(values["dds_profile"]),
+    )
+
+
+def rviz_missing(given: dict[str, str], executable: str | None) -> str | None:
+    """The one line to log when rviz was asked for and rviz2 is not installed."""
+    return RVIZ_MISSING if _is_true(resolve_arguments(given)["rviz"]) and not executable else None

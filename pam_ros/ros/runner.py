@@ -12,8 +12,10 @@ SIGINT and SIGTERM only set an event the main thread waits on, and the stop is o
 3. if that is not done within `SHUTDOWN_DEADLINE_S` (a frame or a describe longer than that),
    what is still in flight is abandoned: one warning, then the process exits at once.
 
-The exit code is 0 for a stop by signal (also on the deadline path and on a second signal),
-2 for a bad parameter value at start.
+The exit code is 0 for a stop by signal (also on the deadline path and on a second signal) and
+for `--help`, 2 for a bad parameter value at start. Before rclpy.init, `command_line.prepare`
+adds the package's default params file when none is given and sets the Fast DDS profile, as
+the launch file does; the node logs both.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
 
+from pam_ros.ros.command_line import help_requested, prepare, print_usage
 from pam_ros.ros.executor import NodeExecutor
 from pam_ros.ros.parameters import ParameterValidationError, command_line_parameters
 
@@ -105,16 +108,26 @@ def _stop(node, executor, threads: list[threading.Thread]) -> None:
 
 def run_node(node_class, args: list[str] | None = None) -> int:
     argv = list(sys.argv if args is None else args)
+    if help_requested(argv):
+        print_usage()
+        return EXIT_STOPPED
+    # The default params file and the Fast DDS profile, as the launch file gives them; the
+    # profile must be in os.environ before rclpy.init creates the DDS participant.
+    argv, notes = prepare(argv)
     stop = StopRequest()
     stop.install()
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     try:
         node = node_class(command_line=command_line_parameters(argv))
     except ParameterValidationError as exc:
+        for note in notes:
+            print(f"pam_ros: {note}", file=sys.stderr)
         for line in str(exc).splitlines():
             print(f"pam_ros: bad parameter: {line}", file=sys.stderr)
         rclpy.try_shutdown()
         return EXIT_BAD_PARAMETER
+    for note in notes:
+        node.get_logger().info(note)
     executor = NodeExecutor(num_threads=EXECUTOR_THREADS)
     executor.add_node(node)
     spinner = threading.Thread(target=_spin, args=(executor, stop), name="pam_executor")
