@@ -54,15 +54,53 @@ def pytest_make_collect_report(collector):
         report.longrepr = f"unexpected skip with PAM_ROS_FAIL_ON_SKIP=1: {reason}"
 
 
-def davis_frames(sequence: str) -> list[Path]:
+GENERATED_FRAMES = 50  # as many as the longest DAVIS clip the tests read
+GENERATED_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / (
+    "pam_ros/generated_test_frames"
+)
+
+
+def davis_frames(sequence: str, real: bool = False) -> list[Path]:
+    """The JPEG frames of a DAVIS 2016 clip (854 x 480) from ../shared/data.
+
+    Without the data, tests that need frames but not real video (tracking mechanics, the node,
+    the bag tool, memory) get a generated scene of the same size written as JPEGs instead:
+    two moving shapes on a textured background (`pam_ros.tools.demo.frame_sources`), one
+    scene per sequence name. `real=True`: the test is about real video; it skips without it.
+    """
     frames = sorted((DAVIS / "JPEGImages" / "480p" / sequence).glob("*.jpg"))
-    if not frames:
-        pytest.skip(f"DAVIS data not found under {DAVIS} (set PAM_ROS_DATA)")
-    return frames
+    if frames:
+        return frames
+    if real:
+        pytest.skip(f"needs real video: DAVIS data not found under {DAVIS} (set PAM_ROS_DATA)")
+    return generated_frames(sequence)
+
+
+def generated_frames(name: str) -> list[Path]:
+    """A generated 854 x 480 scene of GENERATED_FRAMES JPEGs, written once per name."""
+    import zlib
+
+    import cv2
+
+    from pam_ros.tools.demo.frame_sources import GeneratedScene
+
+    folder = GENERATED_DIR / name
+    paths = [folder / f"{i:05d}.jpg" for i in range(GENERATED_FRAMES)]
+    if not all(p.is_file() for p in paths):
+        folder.mkdir(parents=True, exist_ok=True)
+        scene = GeneratedScene(854, 480, GENERATED_FRAMES, seed=zlib.crc32(name.encode()))
+        for path, rgb in zip(paths, scene, strict=True):
+            partial = path.with_suffix(".part.jpg")  # other test processes may read meanwhile
+            cv2.imwrite(str(partial), rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+            partial.replace(path)
+    return paths
 
 
 def davis_masks(sequence: str) -> list[Path]:
-    return sorted((DAVIS / "Annotations" / "480p" / sequence).glob("*.png"))
+    masks = sorted((DAVIS / "Annotations" / "480p" / sequence).glob("*.png"))
+    if not masks:
+        pytest.skip(f"needs DAVIS ground-truth masks: not found under {DAVIS} (set PAM_ROS_DATA)")
+    return masks
 
 
 @pytest.fixture(scope="session", autouse=True)
