@@ -6,11 +6,15 @@ bounded memory, and PAM's decoder features per object and frame.
     tracker.track(frame)                      # RGB uint8 (H, W, 3)
     obj = tracker.add_object(points=[(320, 240)], labels=[1])
     result = tracker.track(next_frame)        # result.objects[obj].mask
+    for found in tracker.discover(DiscoveryConfig()):  # untracked objects, best first
+        tracker.add_object(mask=found.mask)
 """
 
 from pam_ros.tracking.config import TrackerConfig
+from pam_ros.tracking.discovery import DiscoveredObject, DiscoveryConfig
 from pam_ros.tracking.errors import (
     CheckpointNotFoundError,
+    DiscoveryConfigError,
     DuplicateObjectError,
     InvalidFrameError,
     InvalidPromptError,
@@ -35,6 +39,9 @@ from pam_ros.tracking.streaming_tracker import (
 __all__ = [
     "BoxPrompt",
     "CheckpointNotFoundError",
+    "DiscoveredObject",
+    "DiscoveryConfig",
+    "DiscoveryConfigError",
     "DuplicateObjectError",
     "DuplicateStreamError",
     "FrameResult",

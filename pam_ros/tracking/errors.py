@@ -39,6 +39,10 @@ class TrackerConfigError(TrackerError):
     """A `TrackerConfig` field has an invalid value."""
 
 
+class DiscoveryConfigError(TrackerError):
+    """A `DiscoveryConfig` field has an invalid value."""
+
+
 class CheckpointNotFoundError(FileNotFoundError):
     """The SAM 2.1 checkpoint is not on disk and could not be downloaded.
 

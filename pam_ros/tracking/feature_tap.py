@@ -19,6 +19,8 @@ The last one assembles a `DecoderTap`.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -72,7 +74,8 @@ class MaskDecoderFeatureTap:
 
     Use: `tap.start()`, run the model, then `tap.stop()` returns the taps of the decoder
     calls in between, oldest first. Calls outside start/stop (e.g. another tracker sharing
-    the model) are not recorded. Hooks stay until `remove()`.
+    the model) and calls inside `paused()` (e.g. a discovery pass's grid of clicks) are not
+    recorded. Hooks stay until `remove()`.
     """
 
     def __init__(
@@ -139,6 +142,17 @@ class MaskDecoderFeatureTap:
     def stop(self) -> list[DecoderTap]:
         taps, self._pending, self._taps, self._recording = self._taps, {}, [], False
         return taps
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Decoder calls inside this block are not recorded; a recording in progress goes on
+        afterwards with what it had."""
+        recording, pending = self._recording, self._pending
+        self._recording, self._pending = False, {}
+        try:
+            yield
+        finally:
+            self._recording, self._pending = recording, pending
 
     def remove(self) -> None:
         for handle in self._handles:

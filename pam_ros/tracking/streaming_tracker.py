@@ -32,6 +32,7 @@ from sam2.modeling.sam2_base import SAM2Base
 
 from pam_ros.core.features import RegionFeatures
 from pam_ros.tracking.config import TrackerConfig
+from pam_ros.tracking.discovery import DiscoveredObject, DiscoveryConfig, discover_objects
 from pam_ros.tracking.errors import (
     DuplicateObjectError,
     InvalidPromptError,
@@ -194,6 +195,7 @@ class StreamingTracker:
         labels: Sequence[int] | None = None,
         box: Sequence[float] | None = None,
         object_id: str | None = None,
+        mask: np.ndarray | torch.Tensor | None = None,
     ) -> str:
         """Prompt a new object on the most recent tracked frame; return its id.
 
@@ -201,13 +203,25 @@ class StreamingTracker:
         [1 | 0, ...]; box: (x0, y0, x1, y1) integer pixels, inclusive-exclusive (it covers
         x0 <= x < x1, y0 <= y < y1: the convention of `ObjectResult.box`, so a result's box
         fed back as a prompt is the same box; converted to sam2's corner points (x0, y0),
-        (x1 - 1, y1 - 1) here); either or both. The object's result on this frame is added to
-        `last_result` at once, and it is tracked from the next frame on.
+        (x1 - 1, y1 - 1) here); either or both. Or instead mask: (H, W) bool (or integer,
+        nonzero = object) at the frame's size, e.g. a `DiscoveredObject.mask`; as sam2's
+        `SAM2VideoPredictor.add_new_mask`, the mask is the object's output on this frame
+        (resized to the model's input) and nothing is decoded from clicks. The object's
+        result on this frame is added to `last_result` at once, and it is tracked from the
+        next frame on.
         """
         self._check_alive()
         if self._frame is None:
             raise NoFrameError("add_object needs a frame to prompt on: call track(frame) first")
-        prompt_points, prompt_labels = self._validate_prompt(points, labels, box)
+        point_inputs = mask_inputs = None
+        if mask is not None:
+            if points is not None or labels is not None or box is not None:
+                raise InvalidPromptError(
+                    "add_object takes either a mask or points / a box, not both"
+                )
+            mask_inputs = self._mask_prompt(mask)  # (1, 1, S, S) float 0 / 1
+        else:
+            point_inputs = self._point_prompt(points, labels, box)
         if object_id is None:
             object_id = self._generate_id()
         else:
@@ -215,18 +229,13 @@ class StreamingTracker:
             if object_id in self.object_ids:
                 raise DuplicateObjectError(f"object id {object_id!r} is already tracked")
         frame = self._frame
-        # sam2's prompt geometry: pixels -> [0, 1] -> model input pixels
-        coords = torch.tensor(prompt_points, dtype=torch.float32).view(1, -1, 2)
-        coords = coords / torch.tensor([frame.width, frame.height]) * self.image_size
-        point_inputs = {
-            "point_coords": coords.to(self.device),  # (1, P, 2)
-            "point_labels": torch.tensor([prompt_labels], dtype=torch.int32, device=self.device),
-        }
         cohort = _Cohort(
             [object_id], frame.index, {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
         )
         with self._inference_context():
-            outputs, tap = self._step(cohort, is_prompt_frame=True, point_inputs=point_inputs)
+            outputs, tap = self._step(
+                cohort, is_prompt_frame=True, point_inputs=point_inputs, mask_inputs=mask_inputs
+            )
             cohort.memory["cond_frame_outputs"][frame.index] = outputs
             self._join_cohorts(cohort)
             results = self._results([object_id], outputs, frame.height, frame.width)
@@ -237,6 +246,39 @@ class StreamingTracker:
             last = FrameResult(frame.index, {}, frame.stamp_ns)
         self._last_result = replace(last, objects={**last.objects, **results})
         return object_id
+
+    def discover(
+        self, config: DiscoveryConfig | None = None, region: Sequence[int] | None = None
+    ) -> list[DiscoveredObject]:
+        """Find untracked objects on the most recent tracked frame (see `discovery`).
+
+        Runs SAM 2's automatic mask generation on the frame's features already computed by
+        `track` (no second image-encoder pass). Masks mostly covered by objects tracked on
+        that frame are left out (`DiscoveryConfig.max_overlap_with_tracked`). region:
+        (x0, y0, x1, y1) inclusive-exclusive pixels to lay the click grid over. Adds no
+        object and changes no object's features; returns the masks best first.
+        """
+        self._check_alive()
+        if self._frame is None:
+            raise NoFrameError("discover needs a frame to look at: call track(frame) first")
+        config = DiscoveryConfig() if config is None else config
+        frame = self._frame
+        last = self._last_result
+        tracked = (
+            [r.mask for r in last.objects.values()]
+            if last is not None and last.frame_index == frame.index
+            else []
+        )
+        with self.feature_tap.paused():
+            return discover_objects(
+                self.model,
+                frame.backbone_out,
+                (frame.height, frame.width),
+                config,
+                region=region,
+                exclude_masks=tracked,
+                compute_dtype=self.compute_dtype,
+            )
 
     def remove_object(self, object_id: str) -> None:
         """Stop tracking `object_id` and forget everything held for it."""
@@ -327,7 +369,11 @@ class StreamingTracker:
     # ------------------------------------------------------------------ model steps
 
     def _step(
-        self, cohort: _Cohort, is_prompt_frame: bool, point_inputs: dict | None
+        self,
+        cohort: _Cohort,
+        is_prompt_frame: bool,
+        point_inputs: dict | None,
+        mask_inputs: torch.Tensor | None = None,
     ) -> tuple[dict, DecoderTap]:
         """Run sam2's track_step for a cohort on the current frame.
 
@@ -346,15 +392,32 @@ class StreamingTracker:
                 current_vision_pos_embeds=vision_pos,
                 feat_sizes=feat_sizes,
                 point_inputs=point_inputs,
-                mask_inputs=None,
+                mask_inputs=mask_inputs,
                 output_dict=cohort.memory,
                 num_frames=STREAM_NUM_FRAMES,
                 track_in_reverse=False,
-                run_mem_encoder=True,
+                run_mem_encoder=mask_inputs is None,
             )
         finally:
             taps = self.feature_tap.stop()
-        (tap,) = taps
+        (tap,) = taps  # with a mask prompt: the decoder call that makes its object pointer
+        if mask_inputs is not None:
+            # sam2's video predictor encodes a mask prompt's memory when propagation starts:
+            # from its low-res output upsampled to S x S and binarised like a click's mask
+            # (track_step's own encoder would read the +-10 input logits at full size)
+            high_res = F.interpolate(
+                out["pred_masks"],
+                size=(self.image_size, self.image_size),
+                mode="bilinear",
+                align_corners=False,
+            )
+            out["maskmem_features"], out["maskmem_pos_enc"] = self.model._encode_new_memory(
+                current_vision_feats=vision_feats,
+                feat_sizes=feat_sizes,
+                pred_masks_high_res=high_res,
+                object_score_logits=out["object_score_logits"],
+                is_mask_from_pts=True,
+            )
         outputs = {
             # stored in bf16 like sam2's video predictor, which this tracker reproduces
             "maskmem_features": out["maskmem_features"].to(torch.bfloat16),
@@ -461,6 +524,56 @@ class StreamingTracker:
             )
 
     # ------------------------------------------------------------------ helpers
+
+    def _point_prompt(self, points, labels, box) -> dict:
+        """sam2's point inputs of a click / box prompt on the current frame."""
+        prompt_points, prompt_labels = self._validate_prompt(points, labels, box)
+        frame = self._frame
+        # sam2's prompt geometry: pixels -> [0, 1] -> model input pixels
+        coords = torch.tensor(prompt_points, dtype=torch.float32).view(1, -1, 2)
+        coords = coords / torch.tensor([frame.width, frame.height]) * self.image_size
+        return {
+            "point_coords": coords.to(self.device),  # (1, P, 2)
+            "point_labels": torch.tensor([prompt_labels], dtype=torch.int32, device=self.device),
+        }
+
+    def _mask_prompt(self, mask) -> torch.Tensor:
+        """A frame-size mask as sam2's mask input: (1, 1, S, S) float 0 / 1 on the device,
+        resized as `SAM2VideoPredictor.add_new_mask` does (antialiased bilinear, >= 0.5)."""
+        height, width = self._frame.height, self._frame.width
+        if not isinstance(mask, np.ndarray | torch.Tensor):
+            raise InvalidPromptError(
+                f"mask must be a numpy array or torch tensor, got {type(mask).__name__}"
+            )
+        if tuple(mask.shape) != (height, width):
+            raise InvalidPromptError(
+                f"mask must have the frame's shape {(height, width)}, got {tuple(mask.shape)}"
+            )
+        mask = torch.as_tensor(mask)
+        if mask.is_floating_point() or mask.is_complex():
+            raise InvalidPromptError(
+                f"mask must be bool (or integer, nonzero = object), got dtype {mask.dtype}"
+            )
+        mask = mask != 0
+        if not bool(mask.any()):
+            raise InvalidPromptError("mask is empty: it must cover at least one pixel")
+        with torch.inference_mode():
+            mask_inputs = mask[None, None].float().to(self.device)  # (1, 1, H, W)
+            if (height, width) != (self.image_size, self.image_size):
+                mask_inputs = F.interpolate(
+                    mask_inputs,
+                    size=(self.image_size, self.image_size),
+                    align_corners=False,
+                    mode="bilinear",
+                    antialias=True,
+                )
+                mask_inputs = (mask_inputs >= 0.5).float()
+                if not bool(mask_inputs.any()):
+                    raise InvalidPromptError(
+                        f"mask covers {int(mask.sum())} pixels, too few to survive resizing "
+                        f"to the model's {self.image_size}x{self.image_size} input"
+                    )
+        return mask_inputs
 
     def _validate_prompt(self, points, labels, box) -> tuple[list, list]:
         """Check a prompt against the current frame; return sam2 points and labels
