@@ -11,7 +11,13 @@
 
 from pam_ros.pipeline.frame_pipeline import (
     BOX_DUPLICATE_IOU,
+    ORIGIN_DETECTION,
+    ORIGIN_DISCOVERY,
+    ORIGIN_PROMPT,
+    ORIGINS,
     CameraPipelines,
+    DiscoveredAddition,
+    DiscoveryOutcome,
     FrameOutput,
     FramePipeline,
     PipelineConfig,
@@ -23,7 +29,13 @@ from pam_ros.pipeline.frame_pipeline import (
 
 __all__ = [
     "BOX_DUPLICATE_IOU",
+    "ORIGINS",
+    "ORIGIN_DETECTION",
+    "ORIGIN_DISCOVERY",
+    "ORIGIN_PROMPT",
     "CameraPipelines",
+    "DiscoveredAddition",
+    "DiscoveryOutcome",
     "FrameOutput",
     "FramePipeline",
     "PipelineConfig",

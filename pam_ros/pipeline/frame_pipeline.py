@@ -28,6 +28,12 @@ and the services find the camera from the id; the scheduler takes turns between 
     outputs = cameras.process({"head": (head_rgb, stamp_ns), "wrist": (wrist_rgb, stamp_ns)})
     cameras.camera("wrist").add_object(points=[(x, y)], labels=[1])      # -> "wrist/1"
 
+Discovery (objects found without prompts): `pipeline.discover(DiscoveryConfig(), max_new=5)`
+runs SAM 2's automatic mask generation on the newest frame's features (no second encoder pass,
+`StreamingTracker.discover`) and adds the best new masks as objects (mask prompts), up to
+`max_objects`; their origin is "discovery" (`FramePipeline.origins`), where prompted ones say
+"prompt" and detector boxes "detection".
+
 Thread-safe: one lock guards the tracker (the node calls `add_object` from service threads
 while its tracking thread calls `process`).
 """
@@ -35,6 +41,7 @@ while its tracking thread calls `process`).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -47,6 +54,11 @@ from pam_ros.pipeline.semantics_scheduler import (
 )
 
 BOX_DUPLICATE_IOU = 0.5  # a detector box overlapping a tracked object more than this is skipped
+# How an object came to be tracked (TrackedObject.origin)
+ORIGIN_PROMPT = "prompt"  # a point / box / id given by a client (add_object, click)
+ORIGIN_DETECTION = "detection"  # a box from an upstream detector (boxes, detections_in)
+ORIGIN_DISCOVERY = "discovery"  # found by a discovery pass without any prompt
+ORIGINS = (ORIGIN_PROMPT, ORIGIN_DETECTION, ORIGIN_DISCOVERY)
 
 
 class TooManyObjectsError(ValueError):
@@ -67,6 +79,27 @@ class PipelineConfig:
 
 
 @dataclass(frozen=True)
+class DiscoveredAddition:
+    """One object a discovery pass added."""
+
+    object_id: str
+    box: tuple[int, int, int, int]  # (x0, y0, x1, y1) of its mask, exclusive ends
+    predicted_iou: float  # SAM 2's estimate of the mask's quality
+    stability_score: float
+    area: int  # pixels
+
+
+@dataclass(frozen=True)
+class DiscoveryOutcome:
+    """What one discovery pass found and did."""
+
+    found: int  # new masks that passed the filters (not overlapping tracked objects)
+    added: list[DiscoveredAddition]  # best first
+    skipped_max_objects: int  # found and wanted, but max_objects was reached
+    seconds: float  # the pass and the additions
+
+
+@dataclass(frozen=True)
 class FrameOutput:
     """What the message builders need about one processed frame."""
 
@@ -75,6 +108,7 @@ class FrameOutput:
     frame: np.ndarray  # (H, W, 3) RGB uint8, the frame as tracked
     result: object  # pam_ros.tracking.FrameResult (frame_index, objects)
     names: dict[str, str]  # object id → human name ("" when none)
+    origins: dict[str, str]  # object id → how it was found (one of ORIGINS)
     semantics: dict[str, ObjectSemanticsRecord]  # object id → latest descriptions
     semantic_calls: int  # engine calls made inline for this frame (synchronous mode)
 
@@ -122,6 +156,7 @@ class FramePipeline:
         self.camera = camera
         self.lock = lock or threading.Lock()
         self._names: dict[str, str] = {}
+        self._origins: dict[str, str] = {}
         self._last_stamp_ns = 0
 
     # ---- frames -------------------------------------------------------------------------
@@ -157,6 +192,7 @@ class FramePipeline:
                 result = self.tracker.last_result  # with the objects added on this frame
         with self.lock:
             names = dict(self._names)
+            origins = dict(self._origins)
         calls = 0
         if self.scheduler is not None:
             if self.config.synchronous_semantics:
@@ -171,6 +207,7 @@ class FramePipeline:
             frame=frame,
             result=result,
             names=names,
+            origins=origins,
             semantics=semantics,
             semantic_calls=calls,
         )
@@ -193,6 +230,7 @@ class FramePipeline:
         box: tuple[int, int, int, int] | None = None,
         object_id: str | None = None,
         name: str = "",
+        origin: str = ORIGIN_PROMPT,
     ) -> str:
         """Prompt a new object on the newest processed frame; returns its id.
 
@@ -211,6 +249,7 @@ class FramePipeline:
                 object_id=self._object_id(object_id),
             )
             self._names[new_id] = name
+            self._origins[new_id] = origin
             observations = [
                 obs
                 for obs in self._observations(self.tracker.last_result)
@@ -220,6 +259,58 @@ class FramePipeline:
         if self.scheduler is not None:
             self.scheduler.observe(stamp_ns, observations)
         return new_id
+
+    def discover(
+        self,
+        config=None,
+        region: tuple[int, int, int, int] | None = None,
+        max_new: int | None = None,
+    ) -> DiscoveryOutcome:
+        """One discovery pass on the newest processed frame; adds the best new objects.
+
+        config: a `pam_ros.tracking.DiscoveryConfig` (None: its defaults); region: (x0, y0,
+        x1, y1) pixels to look in; max_new: at most this many objects added (None: all found),
+        and never more than `max_objects` allows (the rest are counted as skipped). Raises the
+        tracker's errors (no frame yet, a region outside the image); nothing changes then.
+        The new objects are observed at once, so the scheduler describes them first (never
+        described objects lead its queue).
+        """
+        started = time.perf_counter()
+        with self.lock:
+            found = self.tracker.discover(config, region)
+            wanted = found if max_new is None else found[: max(0, max_new)]
+            room = max(0, self.config.max_objects - len(self.tracker.object_ids))
+            added = []
+            for candidate in wanted[:room]:
+                new_id = self.tracker.add_object(
+                    mask=candidate.mask, object_id=self._object_id(None)
+                )
+                self._names[new_id] = ""
+                self._origins[new_id] = ORIGIN_DISCOVERY
+                added.append(
+                    DiscoveredAddition(
+                        new_id,
+                        candidate.box,
+                        candidate.predicted_iou,
+                        candidate.stability_score,
+                        candidate.area,
+                    )
+                )
+            new_ids = {a.object_id for a in added}
+            observations = [
+                obs
+                for obs in self._observations(self.tracker.last_result)
+                if obs.object_id in new_ids
+            ]
+            stamp_ns = self._last_stamp_ns
+        if self.scheduler is not None and observations:
+            self.scheduler.observe(stamp_ns, observations)
+        return DiscoveryOutcome(
+            found=len(found),
+            added=added,
+            skipped_max_objects=len(wanted) - len(added),
+            seconds=time.perf_counter() - started,
+        )
 
     def _object_id(self, object_id: str | None) -> str | None:
         """A named camera's ids begin with `<camera>/`: given ids get it, new ones are
@@ -246,6 +337,12 @@ class FramePipeline:
         with self.lock:
             return dict(self._names)
 
+    @property
+    def origins(self) -> dict[str, str]:
+        """Object id -> how it was found (ORIGINS)."""
+        with self.lock:
+            return dict(self._origins)
+
     def overlaps_tracked(self, box: tuple[int, int, int, int]) -> bool:
         """Whether `box` overlaps a tracked object's box by IoU > BOX_DUPLICATE_IOU."""
         with self.lock:
@@ -258,6 +355,7 @@ class FramePipeline:
         with self.lock:
             self.tracker.remove_object(object_id)
             self._names.pop(object_id, None)
+            self._origins.pop(object_id, None)
         if self.scheduler is not None:
             self.scheduler.forget(object_id)
 
@@ -267,6 +365,7 @@ class FramePipeline:
             forgotten = list(self.tracker.object_ids)
             self.tracker.reset()
             self._names.clear()
+            self._origins.clear()
         if self.scheduler is not None:  # only this camera's objects (the scheduler is shared)
             for object_id in forgotten:
                 self.scheduler.forget(object_id)

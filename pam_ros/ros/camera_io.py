@@ -92,6 +92,7 @@ class CameraIO:
         self.pipeline = None  # pam_ros.pipeline.FramePipeline after configure
         self.slot = LatestFrameSlot()
         self.counters = CameraCounters()
+        self.last_discovery_at: float | None = None  # time.monotonic() of the last pass
         self.log_throttle = KindThrottle(LOG_THROTTLE_S)  # rejected-frame warnings, per kind
         self.counters_lock = threading.Lock()
         self.depth_cache = DepthCache()  # depth pairs by stamp (depth.enabled)
@@ -243,6 +244,7 @@ class CameraIO:
             output.semantics,
             params.mask_layout,
             latency,
+            output.origins,
         )
         outputs_3d.publish_3d(
             self.node, self.outputs_3d, header, output.result, tracked, output.semantics

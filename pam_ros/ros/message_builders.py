@@ -17,6 +17,7 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from pam_ros.msg import ObjectSemantics, TrackedObject, TrackedObjectArray
+from pam_ros.pipeline.frame_pipeline import ORIGIN_PROMPT
 from pam_ros.pipeline.overlay import color_for
 from pam_ros.pipeline.semantics_scheduler import ObjectSemanticsRecord
 from pam_ros.ros.image_conversion import mono8_image_msg
@@ -57,12 +58,18 @@ def roi_msg(box: tuple[int, int, int, int] | None) -> RegionOfInterest:
 
 
 def tracked_object_msg(
-    obj, name: str, record: ObjectSemanticsRecord | None, mask_layout: str, header
+    obj,
+    name: str,
+    record: ObjectSemanticsRecord | None,
+    mask_layout: str,
+    header,
+    origin: str = ORIGIN_PROMPT,
 ) -> TrackedObject:
     """One tracker ObjectResult (object_id, mask, score, present, box) → TrackedObject."""
     msg = TrackedObject()
     msg.id = obj.object_id
     msg.name = name
+    msg.origin = origin
     msg.present = bool(obj.present)
     msg.score = float(obj.score)
     msg.box = roi_msg(obj.box)
@@ -89,8 +96,10 @@ def tracked_object_array(
     semantics: dict[str, ObjectSemanticsRecord],
     mask_layout: str,
     tracking_latency: float,
+    origins: dict[str, str] | None = None,
 ) -> TrackedObjectArray:
-    """FrameResult (frame_index, objects) → TrackedObjectArray on the source `header`."""
+    """FrameResult (frame_index, objects) → TrackedObjectArray on the source `header`;
+    `origins`: object id → how it was found (ORIGINS; "prompt" when not given)."""
     if mask_layout not in MASK_LAYOUT_CODES:
         raise ValueError(f"mask_layout {mask_layout!r} is not one of {list(MASK_LAYOUT_CODES)}")
     msg = TrackedObjectArray()
@@ -99,7 +108,14 @@ def tracked_object_array(
     msg.frame_index = int(frame_result.frame_index)
     msg.tracking_latency = float(tracking_latency)
     msg.objects = [
-        tracked_object_msg(obj, names.get(oid, ""), semantics.get(oid), mask_layout, header)
+        tracked_object_msg(
+            obj,
+            names.get(oid, ""),
+            semantics.get(oid),
+            mask_layout,
+            header,
+            (origins or {}).get(oid, ORIGIN_PROMPT),
+        )
         for oid, obj in frame_result.objects.items()
     ]
     return msg

@@ -50,3 +50,17 @@ def scheduler_config(params: NodeParameters) -> SchedulerConfig:
         max_new_tokens=params.max_new_tokens or None,
         max_batch_size=params.max_batch_size,
     )
+
+
+def discovery_config(params: NodeParameters):
+    """The discovery.* parameters -> pam_ros.tracking.DiscoveryConfig (a pass's settings)."""
+    from pam_ros.tracking import DiscoveryConfig
+
+    return DiscoveryConfig(
+        points_per_side=params.discovery_points_per_side,
+        pred_iou_thresh=params.discovery_pred_iou_thresh,
+        stability_score_thresh=params.discovery_stability_score_thresh,
+        min_area_fraction=params.discovery_min_area_fraction,
+        max_area_fraction=params.discovery_max_area_fraction,
+        max_overlap_with_tracked=params.discovery_max_overlap_with_tracked,
+    )

@@ -14,17 +14,26 @@ calls on the camera's `pam_ros.pipeline.FramePipeline` and the scheduler.
 from __future__ import annotations
 
 import functools
+import time
 
 from geometry_msgs.msg import PointStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from sensor_msgs.msg import RegionOfInterest
 from std_srvs.srv import Trigger
 
-from pam_ros.pipeline import BOX_DUPLICATE_IOU, UnknownCameraError, box_iou
+from pam_ros.pipeline import (
+    BOX_DUPLICATE_IOU,
+    ORIGIN_DETECTION,
+    ORIGIN_PROMPT,
+    DiscoveryOutcome,
+    UnknownCameraError,
+    box_iou,
+)
 from pam_ros.pipeline.semantics_scheduler import DescribeFailedError, SchedulerError
 from pam_ros.ros import detections, message_builders, outputs_3d
 from pam_ros.ros.camera_io import CameraIO
-from pam_ros.srv import AddObject, Describe, RemoveObject
+from pam_ros.ros.model_settings import discovery_config
+from pam_ros.srv import AddObject, Describe, Discover, RemoveObject
 
 
 class NodeNotActiveError(RuntimeError):
@@ -65,6 +74,7 @@ class ObjectServices:
             (RemoveObject, "remove_object", self.on_remove_object),
             (Trigger, "reset", self.on_reset),
             (Describe, "describe", self.on_describe),
+            (Discover, "discover", self.on_discover),
         ):
             node.create_service(
                 srv_type, name, callback, callback_group=MutuallyExclusiveCallbackGroup()
@@ -84,7 +94,14 @@ class ObjectServices:
         )
 
     def add_object(
-        self, points, labels, box, object_id: str | None, name: str, camera: str = ""
+        self,
+        points,
+        labels,
+        box,
+        object_id: str | None,
+        name: str,
+        camera: str = "",
+        origin: str = ORIGIN_PROMPT,
     ) -> str:
         """Prompt a new object on the camera's newest tracked frame. Raises ValueError-derived
         errors (no frame yet, point outside the image, too many objects), KeyError-derived
@@ -93,7 +110,7 @@ class ObjectServices:
         pipeline = self._prompted_camera(camera, object_id).pipeline
         if pipeline is None:
             raise NodeNotActiveError("pam_ros has no tracker (not configured)")
-        return pipeline.add_object(points, labels, box, object_id, name)
+        return pipeline.add_object(points, labels, box, object_id, name, origin)
 
     @never_raises
     def on_add_object(self, request: AddObject.Request, response: AddObject.Response):
@@ -149,7 +166,7 @@ class ObjectServices:
         if pipeline is not None and pipeline.overlaps_tracked(box):
             return
         try:
-            new_id = self.add_object(None, None, box, None, name, camera.name)
+            new_id = self.add_object(None, None, box, None, name, camera.name, ORIGIN_DETECTION)
         except (ValueError, NodeNotActiveError) as exc:
             self.node.get_logger().warning(f"box {box} ignored: {exc}", throttle_duration_sec=5.0)
             return
@@ -201,6 +218,85 @@ class ObjectServices:
         response.latency = float(answer.latency)
         return response
 
+    # ---- discovery ----------------------------------------------------------------------
+
+    def discover(
+        self,
+        camera: CameraIO,
+        region: tuple[int, int, int, int] | None = None,
+        max_new: int | None = None,
+    ) -> DiscoveryOutcome:
+        """One discovery pass on `camera`'s newest frame (see FramePipeline.discover). Raises
+        NodeNotActiveError (not active, discovery.mode off) or the tracker's ValueErrors (no
+        frame yet, a region outside the image)."""
+        self.node.require_active()
+        params = self.node.params
+        if params.discovery_mode == "off":
+            raise NodeNotActiveError(
+                "discovery is off (discovery.mode: off): set it to on_request or periodic"
+            )
+        pipeline = camera.pipeline
+        if pipeline is None:
+            raise NodeNotActiveError("pam_ros has no tracker (not configured)")
+        outcome = pipeline.discover(
+            discovery_config(params),
+            region,
+            params.discovery_max_new_per_pass if max_new is None else max_new,
+        )
+        camera.last_discovery_at = time.monotonic()
+        if outcome.added or outcome.skipped_max_objects:
+            where = f" on {camera.label}" if camera.name else ""
+            self.node.get_logger().info(f"discovery{where}: {outcome_text(outcome)}")
+        return outcome
+
+    def discover_where_due(self) -> list[str]:
+        """A pass on every camera with a frame whose last pass is discovery.period_s old or
+        older (periodic mode, find_objects with discover); returns the ids added."""
+        period = self.node.params.discovery_period_s
+        added = []
+        for camera in self.node.cameras.values():
+            last = camera.last_discovery_at
+            if camera.pipeline is None or camera.pipeline.last_stamp_ns == 0:
+                continue
+            if last is not None and time.monotonic() - last < period:
+                continue
+            added += [a.object_id for a in self.discover(camera).added]
+        return added
+
+    @never_raises
+    def on_discover(self, request: Discover.Request, response: Discover.Response):
+        started = time.monotonic()
+        region = None
+        if request.use_region:
+            roi = request.region
+            region = (
+                roi.x_offset,
+                roi.y_offset,
+                roi.x_offset + roi.width,
+                roi.y_offset + roi.height,
+            )
+        try:
+            camera = self._prompted_camera(request.camera, None)
+            outcome = self.discover(camera, region, int(request.max_new_objects) or None)
+        except (ValueError, KeyError, NodeNotActiveError) as exc:
+            response.success, response.message = False, str(exc)
+            self.node.get_logger().warning(f"discover refused: {exc}")
+            return response
+        response.ids = [a.object_id for a in outcome.added]
+        response.boxes = [message_builders.roi_msg(a.box) for a in outcome.added]
+        response.scores = [float(a.predicted_iou) for a in outcome.added]
+        response.found = outcome.found
+        response.skipped = outcome.skipped_max_objects
+        response.latency = float(time.monotonic() - started)
+        response.message = outcome_text(outcome)
+        # max_objects reached before anything found could be added: say so as a failure
+        response.success = not (outcome.skipped_max_objects and not outcome.added)
+        return response
+
+    def locate(self, object_id: str) -> tuple:
+        """(has_position, position, volume_center, extent, no_position_reason) of an object."""
+        return outputs_3d.located(self._outputs_3d_of(object_id), object_id)
+
     def _outputs_3d_of(self, object_id: str):
         """The 3D outputs of the camera tracking `object_id` (None: none or depth off)."""
         pipelines = self.node.pipelines
@@ -210,3 +306,13 @@ class ObjectServices:
             return self.node.cameras[pipelines.camera_of(object_id).camera].outputs_3d
         except KeyError:
             return None
+
+
+def outcome_text(outcome: DiscoveryOutcome) -> str:
+    """One line for a client or the log: found, added, skipped (and why), time."""
+    text = f"found {outcome.found} new object(s), added {len(outcome.added)}"
+    if outcome.added:
+        text += f" ({', '.join(a.object_id for a in outcome.added)})"
+    if outcome.skipped_max_objects:
+        text += f"; max_objects reached: {outcome.skipped_max_objects} skipped"
+    return text + f" in {outcome.seconds:.2f} s"

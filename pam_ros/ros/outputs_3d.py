@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Point, TransformStamped, Vector3
+from geometry_msgs.msg import Point, PointStamped, TransformStamped, Vector3
 from visualization_msgs.msg import Marker, MarkerArray
 
 from pam_ros.geometry import Estimator3DConfig, Object3D, estimate_object_3d, no_position
@@ -53,6 +53,9 @@ def fill_tracked_object(msg, state: Object3D, frame_id: str) -> None:
     msg.position = Point(x=state.position[0], y=state.position[1], z=state.position[2])
     msg.extent_center = Point(x=state.center[0], y=state.center[1], z=state.center[2])
     msg.extent = Vector3(x=state.extent[0], y=state.extent[1], z=state.extent[2])
+    msg.volume_center = Point(
+        x=state.volume_center[0], y=state.volume_center[1], z=state.volume_center[2]
+    )
     msg.valid_depth_points = int(state.valid_points)
     msg.valid_depth_fraction = float(state.valid_fraction)
     msg.no_position_reason = state.reason
@@ -361,19 +364,36 @@ def publish_3d(node, outputs, header, frame_result, tracked_array, semantics) ->
         node.get_logger().error(f"3D step failed: {error!r}", throttle_duration_sec=5.0)
 
 
-def fill_describe_response(response, outputs, object_id: str) -> None:
-    """Describe answers carry where the object is (its latest 3D state)."""
+def located(outputs, object_id: str) -> tuple[bool, PointStamped, PointStamped, Vector3, str]:
+    """(has_position, position, volume centre, extent, no_position_reason) of an object's
+    latest 3D state, for the services that answer where an object is."""
+    position, volume_center = PointStamped(), PointStamped()
     if outputs is None:
-        response.no_position_reason = DEPTH_OFF
-        return
+        return False, position, volume_center, Vector3(), DEPTH_OFF
     latest = outputs.latest(object_id)
     if latest is None:
-        response.no_position_reason = "no_depth: no 3D state for this object yet"
-        return
+        return (
+            False,
+            position,
+            volume_center,
+            Vector3(),
+            "no_depth: no 3D state for this object yet",
+        )
     state = latest.state
-    response.has_position = bool(state.has_position)
-    response.position.header.frame_id = latest.frame_id
-    response.position.header.stamp = latest.stamp
-    response.position.point = Point(x=state.position[0], y=state.position[1], z=state.position[2])
-    response.extent = Vector3(x=state.extent[0], y=state.extent[1], z=state.extent[2])
-    response.no_position_reason = state.reason
+    for stamped, point in ((position, state.position), (volume_center, state.volume_center)):
+        stamped.header.frame_id = latest.frame_id
+        stamped.header.stamp = latest.stamp
+        stamped.point = Point(x=point[0], y=point[1], z=point[2])
+    extent = Vector3(x=state.extent[0], y=state.extent[1], z=state.extent[2])
+    return bool(state.has_position), position, volume_center, extent, state.reason
+
+
+def fill_describe_response(response, outputs, object_id: str) -> None:
+    """Describe answers carry where the object is (its latest 3D state)."""
+    (
+        response.has_position,
+        response.position,
+        response.volume_center,
+        response.extent,
+        response.no_position_reason,
+    ) = located(outputs, object_id)

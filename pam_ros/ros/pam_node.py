@@ -152,7 +152,11 @@ class PamNode(LifecycleNode):
         self._overlay_group = MutuallyExclusiveCallbackGroup()
         self.objects = ObjectServices(self)  # add_object, remove_object, reset, describe
         self._find_objects = FindObjectsService(
-            self, lambda: self.scheduler, self._not_active_reason
+            self,
+            lambda: self.scheduler,
+            self._not_active_reason,
+            discover=self.objects.discover_where_due,
+            locate=self.objects.locate,
         )
         self._describe_action = DescribeObjectAction(
             self, lambda: self.scheduler, self._not_active_reason
@@ -475,6 +479,8 @@ class PamNode(LifecycleNode):
         for name, output in outputs.items():
             item = pending[name]
             self.cameras[name].publish(output, item.msg.header, item.arrival, params)
+        if params.discovery_mode == "periodic":  # between frames, where a pass is due
+            self._periodic_discovery()
         finished = time.perf_counter()
         self.timings.append(
             FrameTimings(
@@ -484,6 +490,15 @@ class PamNode(LifecycleNode):
                 frames=len(outputs),
             )
         )
+
+    def _periodic_discovery(self) -> None:
+        try:
+            self.objects.discover_where_due()
+        except Exception as exc:  # a pass that fails never stops tracking
+            for camera in self.cameras.values():
+                camera.count_error("frame_failures", f"discovery failed: {exc!r}")
+            if self._failure_log.allow(f"discovery {type(exc).__name__}"):
+                self.get_logger().error(f"discovery failed, tracking goes on: {exc!r}")
 
     def _publish_overlay(self) -> None:
         """Overlay timer: draw each camera's newest tracked frame once."""

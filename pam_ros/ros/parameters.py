@@ -26,6 +26,7 @@ DEVICES = ("cpu", "cuda", "auto")
 MASK_LAYOUTS = ("full_frame", "cropped", "none")
 RELIABILITIES = ("auto", "best_effort", "reliable")
 OVERLAY_ENCODINGS = ("rgb8", "bgr8")
+DISCOVERY_MODES = ("off", "on_request", "periodic")
 
 
 class ParameterValidationError(ValueError):
@@ -300,6 +301,71 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         "express detections_3d and markers_3d in this frame when TF knows it (e.g. base_link)",
         read_only=True,
     ),
+    # --- discovery: objects found without prompts (per camera) ---
+    ParameterSpec(
+        "discovery.mode",
+        "off",
+        "off: no discovery; on_request: a pass when the discover service or find_objects "
+        "(discover: true) asks; periodic: also one pass every discovery.period_s per camera",
+        choices=DISCOVERY_MODES,
+    ),
+    ParameterSpec(
+        "discovery.period_s",
+        5.0,
+        "seconds between periodic passes on a camera (and how recent a pass lets "
+        "find_objects skip its own)",
+        minimum=0.5,
+        maximum=3600.0,
+    ),
+    ParameterSpec(
+        "discovery.points_per_side",
+        16,
+        "grid of clicks per pass: points_per_side^2 (cost grows with it)",
+        minimum=2,
+        maximum=64,
+    ),
+    ParameterSpec(
+        "discovery.pred_iou_thresh",
+        0.8,
+        "keep masks whose predicted IoU (SAM 2's quality estimate) is above this",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    ParameterSpec(
+        "discovery.stability_score_thresh",
+        0.95,
+        "keep masks whose stability score is above this",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    ParameterSpec(
+        "discovery.min_area_fraction",
+        0.001,
+        "drop masks smaller than this fraction of the image",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    ParameterSpec(
+        "discovery.max_area_fraction",
+        0.5,
+        "drop masks larger than this fraction of the image (table tops, walls)",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    ParameterSpec(
+        "discovery.max_overlap_with_tracked",
+        0.3,
+        "drop masks whose area lies more than this fraction on objects already tracked",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    ParameterSpec(
+        "discovery.max_new_per_pass",
+        5,
+        "add at most this many objects per pass (best first; never beyond max_objects)",
+        minimum=1,
+        maximum=256,
+    ),
     # --- outputs ---
     ParameterSpec(
         "mask_layout",
@@ -383,6 +449,15 @@ class NodeParameters:
     tf_enabled: bool = False
     tf_prefix: str = "pam_object_"
     tf_target_frame: str = ""
+    discovery_mode: str = "off"
+    discovery_period_s: float = 5.0
+    discovery_points_per_side: int = 16
+    discovery_pred_iou_thresh: float = 0.8
+    discovery_stability_score_thresh: float = 0.95
+    discovery_min_area_fraction: float = 0.001
+    discovery_max_area_fraction: float = 0.5
+    discovery_max_overlap_with_tracked: float = 0.3
+    discovery_max_new_per_pass: int = 5
     marker_pixel_scale: float = 0.001
     memory_trim_period_s: float = 30.0
     diagnostics_period_s: float = 1.0

@@ -22,6 +22,10 @@ class FindObjectsService:
 
     get_scheduler: the node's current scheduler (None when semantics are off or not loaded).
     not_ready: a reason the node cannot answer now ("pam_ros is inactive, not active"), or None.
+    discover: runs a discovery pass where one is due, returns the ids it added (raises
+        NodeNotActiveError-like RuntimeErrors or ValueErrors with a reason).
+    locate: object id -> (has_position, position, volume_center, extent, no_position_reason)
+        (`pam_ros.ros.outputs_3d.located`).
     """
 
     def __init__(
@@ -29,10 +33,14 @@ class FindObjectsService:
         node,
         get_scheduler: Callable[[], SemanticsScheduler | None],
         not_ready: Callable[[], str | None],
+        discover: Callable[[], list[str]] | None = None,
+        locate: Callable[[str], tuple] | None = None,
     ) -> None:
         self._node = node
         self._get_scheduler = get_scheduler
         self._not_ready = not_ready
+        self._discover = discover
+        self._locate = locate
         self.service = node.create_service(
             FindObjects,
             "find_objects",
@@ -51,10 +59,13 @@ class FindObjectsService:
                 response.success, response.message = False, reason
                 return response
             about = request.about or FindObjects.Request.ABOUT_CATEGORY
+            discovered = []
+            if request.discover and self._discover is not None:
+                discovered = self._discover()  # before ranking: new objects are ranked too
             found = scheduler.find_objects(
                 request.query, about, list(request.ids), request.language or None
             )
-        except SchedulerError as exc:
+        except (SchedulerError, ValueError, RuntimeError) as exc:
             response.success, response.message = False, str(exc)
             return response
         except Exception as exc:  # never into the executor
@@ -66,6 +77,16 @@ class FindObjectsService:
         response.ids = [f.object_id for f in found]
         response.scores = [float(f.score) for f in found]
         response.categories = [f.category for f in found]
+        response.discovered_ids = discovered
+        if discovered:
+            response.message += f" (discovery added {len(discovered)})"
+        if self._locate is not None:
+            for f in found:
+                has, position, volume_center, _, reason = self._locate(f.object_id)
+                response.has_position.append(has)
+                response.positions.append(position)
+                response.volume_centers.append(volume_center)
+                response.no_position_reasons.append(reason)
         response.latency = float(time.monotonic() - started)
         return response
 

@@ -23,7 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pam_ros.pipeline import FramePipeline, PipelineConfig, StreamClock
+from pam_ros.pipeline import (
+    ORIGIN_DETECTION,
+    ORIGIN_PROMPT,
+    FramePipeline,
+    PipelineConfig,
+    StreamClock,
+)
 from pam_ros.pipeline.models import build_models
 from pam_ros.ros.model_settings import model_settings
 from pam_ros.ros.parameters import PARAMETER_SPECS, NodeParameters
@@ -353,6 +359,7 @@ class _Outputs:
                 semantics,
                 options.mask_layout,
                 0.0,
+                output.origins,
             ),
         )
         self.write(
@@ -420,6 +427,7 @@ def _apply_prompts(pipeline, prompts: list[Prompt], report, summary, frame_index
                     box=prompt.box,
                     object_id=prompt.object_id,
                     name=prompt.name,
+                    origin=ORIGIN_DETECTION if prompt.skip_if_tracked else ORIGIN_PROMPT,
                 )
                 event = {"event": "added", "id": new_id, "name": prompt.name}
             report.prompts_applied += 1
