@@ -493,6 +493,19 @@ def test_cut_short_mcap_is_annotated_up_to_the_cut(five_frames_bag, tmp_path, ch
     assert report.frames == 1
     (line,) = report.partial_input
     assert "read 3 frames on /camera/image_raw, the last at" in line
+    # Cut in the summary, after the data section's end: no message lost, nothing to report.
+    bag, _ = damaged_copy(five_frames_bag, tmp_path / "no_footer", lambda data, _: data[:-100])
+    report = annotate(
+        AnnotateOptions(
+            input=bag,
+            output=tmp_path / "no_footer_out",
+            models=model_options(checkpoints, semantics=False),
+            overlay_every=0,
+            max_frames=1,
+            progress=False,
+        )
+    )
+    assert report.messages_copied == 5 and report.partial_input == []
 
 
 def test_corrupt_chunk_is_reported_not_skipped(five_frames_bag, tmp_path, checkpoints, capsys):

@@ -121,8 +121,9 @@ class SalvageReader:
 
     def _walk(self, damage: list[Damage] | None = None) -> Iterator[tuple[_Channel, int, bytes]]:
         """(channel, log time, data) of every message read whole, file after file; where a
-        file stops early, a Damage is appended to `damage`."""
-        from mcap.records import Channel, Message, Schema
+        file stops before the end of its data section, a Damage is appended to `damage` (a file
+        cut in its summary, after the DataEnd record, has lost no message)."""
+        from mcap.records import Channel, DataEnd, Message, Schema
         from mcap.stream_reader import StreamReader
 
         for path in self.files:
@@ -131,21 +132,23 @@ class SalvageReader:
             with path.open("rb") as file:
                 exact = _ExactReads(file)
                 records = iter(StreamReader(exact, validate_crcs=True).records)
-                good_until = 0
+                good_until, data_end = 0, False
                 while True:
                     try:
                         record = next(records)
                     except StopIteration:
                         break
                     except Exception as exc:  # cut, corrupt, a bad CRC: stop this file here
-                        if damage is not None:
+                        if damage is not None and not data_end:
                             reason = str(exc) or type(exc).__name__
                             damage.append(
                                 Damage(path, exact.size, good_until, reason, count, last_time)
                             )
                         break
                     good_until = exact.position
-                    if isinstance(record, Schema):
+                    if isinstance(record, DataEnd):
+                        data_end = True
+                    elif isinstance(record, Schema):
                         schemas[record.id] = record
                     elif isinstance(record, Channel):
                         schema = schemas.get(record.schema_id)
