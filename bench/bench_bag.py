@@ -69,8 +69,8 @@ def annotate_fps(workdir: Path, models: ModelOptions, source: Path, point, index
         progress=False,
     )
     report = annotate(options)
-    if report.error or report.prompts_rejected:
-        raise SystemExit(f"annotate failed: {report.error or report.prompts_rejected}")
+    if report.partial_input or report.prompts_rejected:
+        raise SystemExit(f"annotate failed: {report.partial_input or report.prompts_rejected}")
     return report.steady_frames_per_second  # after the first frame, as the node's figure
 
 

@@ -9,7 +9,9 @@ serialize_message, as a recorder stores them. No ROS graph runs.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -28,6 +30,8 @@ from std_msgs.msg import Header
 
 from pam_ros.ros.image_conversion import rgb_to_image_msg, uint8_field
 from pam_ros.tools.bag.annotate import (
+    EXIT_OK,
+    EXIT_PARTIAL,
     AnnotateOptions,
     BagInputError,
     ModelOptions,
@@ -173,7 +177,7 @@ def raw_runs(tmp_path_factory, frames, checkpoints):
 
 def test_annotated_bag_reads_back_with_registered_types(raw_runs, frames):
     source, ((options, report), _) = raw_runs
-    assert report.frames == 6 and not report.error and not report.interrupted
+    assert report.frames == 6 and not report.partial_input and not report.interrupted
     messages = read_bag(options.output)
     topics = {topic for topic, *_ in messages}
     assert topics >= {COLOR_TOPIC, *OUTPUT_TOPICS, "/detections"}
@@ -298,17 +302,20 @@ def test_missing_topic_lists_the_topics(small_bag, tmp_path, checkpoints):
     assert not (tmp_path / "out").exists()
 
 
-def test_corrupt_input_names_the_file(small_bag, tmp_path):
+def test_unreadable_input_names_the_file(small_bag, tmp_path):
+    """Nothing written where not one whole message can be read: a file cut inside its first
+    chunk, a file of garbage after the magic."""
     broken = tmp_path / "broken"
     broken.mkdir()
     (mcap,) = small_bag.glob("*.mcap")
-    data = mcap.read_bytes()
-    (broken / mcap.name).write_bytes(data[: len(data) // 2])  # truncated
+    (broken / mcap.name).write_bytes(mcap.read_bytes()[:1000])  # inside the first chunk
     (broken / "metadata.yaml").write_bytes((small_bag / "metadata.yaml").read_bytes())
     options = AnnotateOptions(input=broken, output=tmp_path / "out", progress=False)
     with pytest.raises(BagInputError) as error:
         annotate(options)
     assert str(broken) in str(error.value) and mcap.name in str(error.value)
+    assert "no whole message" in str(error.value)
+    assert not (tmp_path / "out").exists()
     garbage = tmp_path / "garbage.mcap"
     garbage.write_bytes(b"\x89MCAP0\r\n" + bytes(range(256)) * 4)
     with pytest.raises(BagInputError, match=r"garbage\.mcap"):
@@ -380,3 +387,162 @@ def test_ctrl_c_leaves_a_readable_bag(tmp_path, frames, checkpoints, signum):
     assert 2 <= len(tracked) < 30
     assert all([o.id for o in msg.objects] == ["1"] for msg in tracked)
     assert summary_lines(summary)[-1]["event"] == "interrupted"
+
+
+# ---- damaged input: a recorder killed mid-write, a corrupt chunk -------------------------
+
+
+@pytest.fixture(scope="module")
+def five_frames_bag(tmp_path_factory, frames):
+    """5 raw 854x480 frames: the rosbags writer closes a chunk past 1 MiB, so one per chunk."""
+    folder = tmp_path_factory.mktemp("damage")
+    return write_source_bag(
+        folder / "source", frames[:5], compressed=False, storage=StoragePlugin.MCAP
+    )
+
+
+def chunk_offsets(mcap_file: Path) -> list[tuple[int, int, str]]:
+    """(start, length, compression) of every chunk, from the file's own chunk index."""
+    from mcap.reader import make_reader
+
+    with mcap_file.open("rb") as file:
+        indexes = make_reader(file).get_summary().chunk_indexes
+    return [(c.chunk_start_offset, c.chunk_length, c.compression) for c in indexes]
+
+
+def damaged_copy(bag: Path, folder: Path, damage) -> tuple[Path, Path]:
+    """(folder bag, its .mcap): `bag` copied with its metadata.yaml, the MCAP's bytes passed
+    through `damage`."""
+    folder.mkdir()
+    (mcap,) = bag.glob("*.mcap")
+    shutil.copy(bag / "metadata.yaml", folder)
+    (folder / mcap.name).write_bytes(damage(mcap.read_bytes(), chunk_offsets(mcap)))
+    return folder, folder / mcap.name
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str]:
+    """The command line in this process: (exit code, what it printed)."""
+    from pam_ros.tools.bag.cli import main
+
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        code = main(["annotate", *argv])
+    finally:
+        signal.signal(signal.SIGINT, handlers[0])
+        signal.signal(signal.SIGTERM, handlers[1])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def tracking_only_args(checkpoints) -> list[str]:
+    sam, _ = checkpoints
+    return [
+        "--tracker-size=tiny",
+        "--image-size=256",
+        f"--tracker-checkpoint={sam}",
+        "--no-semantics",
+        "--device=cpu",
+        "--overlay-every=0",
+        "--no-progress",
+    ]
+
+
+def test_cut_short_mcap_is_annotated_up_to_the_cut(five_frames_bag, tmp_path, checkpoints, capsys):
+    """A recorder killed while writing the 4th chunk leaves no footer: rosbags refuses the file,
+    the tool streams it and annotates the 3 whole frames, then exits 3 naming the file, the
+    frames read and the byte where reading stopped."""
+    (mcap,) = five_frames_bag.glob("*.mcap")
+    chunks = chunk_offsets(mcap)
+    fourth_start, fourth_length, _ = chunks[3]
+    cut_at = fourth_start + fourth_length // 2
+    bag, cut_file = damaged_copy(five_frames_bag, tmp_path / "cut", lambda data, _: data[:cut_at])
+    output = tmp_path / "out"
+    code, printed = run_cli([str(bag), str(output), *tracking_only_args(checkpoints)], capsys)
+    assert code == EXIT_PARTIAL == 3, printed
+    (warning,) = [line for line in printed.splitlines() if "WARNING: partial input" in line]
+    assert str(cut_file) in warning
+    assert f"reading stopped at byte {fourth_start} of {cut_at}" in warning
+    assert "read 3 of 5 frames on /camera/image_raw (count from metadata.yaml)" in warning
+    last_bag_time = FIRST_STAMP_NS + 2 * FRAME_PERIOD_NS + 5_000_000
+    assert f"the last at bag time {last_bag_time // 10**9}.{last_bag_time % 10**9:09d} s" in (
+        warning
+    )
+    # The output is a whole, indexed bag with the 3 frames read, copied and annotated.
+    source = read_bag(five_frames_bag)
+    messages = read_bag(output)
+    assert [(t, raw) for topic, _, t, raw, _ in messages if topic == COLOR_TOPIC] == [
+        (t, raw) for _, _, t, raw, _ in source[:3]
+    ]
+    tracked = [msg for topic, *_, msg in messages if topic == "/tracked_objects"]
+    assert [stamp_ns(msg) for msg in tracked] == [stamp_ns(msg) for *_, msg in source[:3]]
+    last = summary_lines(Path(str(output) + ".jsonl"))[-1]
+    assert last["frames"] == 3 and last["partial_input"] == [warning.split("partial input: ")[1]]
+    # The bare file (no metadata.yaml): the same frames, no expected count to name.
+    report = annotate(
+        AnnotateOptions(
+            input=cut_file,
+            output=tmp_path / "bare_out",
+            models=model_options(checkpoints, semantics=False),
+            overlay_every=0,
+            max_frames=1,
+            progress=False,
+        )
+    )
+    assert report.frames == 1
+    (line,) = report.partial_input
+    assert "read 3 frames on /camera/image_raw, the last at" in line
+    # Cut in the summary, after the data section's end: no message lost, nothing to report.
+    bag, _ = damaged_copy(five_frames_bag, tmp_path / "no_footer", lambda data, _: data[:-100])
+    report = annotate(
+        AnnotateOptions(
+            input=bag,
+            output=tmp_path / "no_footer_out",
+            models=model_options(checkpoints, semantics=False),
+            overlay_every=0,
+            max_frames=1,
+            progress=False,
+        )
+    )
+    assert report.messages_copied == 5 and report.partial_input == []
+
+
+def test_corrupt_chunk_is_reported_not_skipped(five_frames_bag, tmp_path, checkpoints, capsys):
+    """A record with an unknown opcode and a huge length in place of the 3rd chunk's first
+    message: the reader skips the rest of that chunk without an error, so the tool compares
+    the frames read with the bag's own counts and says so (exit 3, or 0 with --allow-partial)."""
+
+    def corrupt(data: bytes, chunks) -> bytes:
+        start, _, compression = chunks[2]
+        assert compression == ""  # the rosbags writer's default: records readable in place
+        # Chunk record: opcode 1, length 8, then start/end time 8+8, uncompressed size 8,
+        # CRC 4, compression string 4+len, records length 8; then its first record.
+        first_record = start + 1 + 8 + 8 + 8 + 8 + 4 + 4 + len(compression) + 8
+        assert data[first_record] == 0x05  # a Message record
+        unknown = struct.pack("<BQ", 0x7E, 2**40)  # opcode 0x7E is not defined by MCAP
+        return data[:first_record] + unknown + data[first_record + len(unknown) :]
+
+    bag, bad_file = damaged_copy(five_frames_bag, tmp_path / "corrupt", corrupt)
+    output = tmp_path / "out"
+    code, printed = run_cli([str(bag), str(output), *tracking_only_args(checkpoints)], capsys)
+    assert code == EXIT_PARTIAL, printed
+    (warning,) = [line for line in printed.splitlines() if "WARNING: partial input" in line]
+    assert str(bag) in warning and bad_file.name in warning
+    assert "/camera/image_raw: read 4 frames but metadata.yaml records 5" in warning
+    source = read_bag(five_frames_bag)
+    tracked = [msg for topic, *_, msg in read_bag(output) if topic == "/tracked_objects"]
+    assert [stamp_ns(msg) for msg in tracked] == [
+        stamp_ns(msg) for i, (*_, msg) in enumerate(source) if i != 2
+    ]
+    # Accepted explicitly: exit 0, the warning all the same (the bare file: its MCAP summary).
+    code, printed = run_cli(
+        [
+            str(bad_file),
+            str(tmp_path / "accepted"),
+            *tracking_only_args(checkpoints),
+            "--max-frames=1",
+            "--allow-partial",
+        ],
+        capsys,
+    )
+    assert code == EXIT_OK, printed
+    assert f"read 4 frames but the summary of {bad_file.name} records 5" in printed

@@ -5,6 +5,12 @@ pipeline as the node (`pam_ros.pipeline.FramePipeline`), the outputs are built b
 message builders and serialised with rclpy's `serialize_message`, and the output bag is written
 with `rosbags` as MCAP, every connection carrying its message definition (see `bag_types`).
 
+Damaged input: an MCAP that rosbags cannot open (a recorder killed before writing the footer)
+is read as a stream from its first byte (`salvage.SalvageReader`) up to the first record that
+is not whole; after the run the messages read per topic are compared with the counts that
+metadata.yaml or the MCAP summary records (a corrupt chunk can be skipped without an error).
+Either finding is a line in `AnnotateReport.partial_input`, and the output holds what was read.
+
 Determinism: semantics run inline, throttled on the frames' STAMPS (not the wall clock), so the
 same bag and options give the same output bag. For that the latency fields of the output
 messages (`tracking_latency`, `semantics.latency`) are 0 — a bag has no arrival time; the
@@ -48,6 +54,7 @@ OUTPUT_TYPES = {
     "detections": DETECTION_ARRAY_TYPE,
 }
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
+EXIT_PARTIAL = 3  # the input was read only in part (cut or damaged); OUT holds what was read
 
 
 def node_default(name: str):
@@ -120,7 +127,9 @@ class AnnotateReport:
     prompts_rejected: list[str] = field(default_factory=list)
     semantic_calls: int = 0
     interrupted: bool = False
-    error: str = ""
+    # Why the input was read only in part (cut short, a read error, fewer messages on a topic
+    # than the bag records); empty for a whole input. OUT holds everything that was read.
+    partial_input: list[str] = field(default_factory=list)
     seconds: float = 0.0
     first_frame_s: float = 0.0  # of `seconds`, until the first frame was written (warm-up)
 
@@ -182,6 +191,8 @@ def _bag_files(path: Path) -> str:
 
 
 def _open_reader(path: Path, typestore):
+    """rosbags' AnyReader; for an MCAP bag it cannot open (no footer, a broken index), the
+    records that can be streamed from the start of the file(s) (`SalvageReader`)."""
     from rosbags.highlevel import AnyReader
 
     if not path.exists():
@@ -190,7 +201,29 @@ def _open_reader(path: Path, typestore):
         reader = AnyReader([path], default_typestore=typestore)
         reader.open()
     except Exception as exc:  # AnyReaderError, mcap/sqlite errors on a corrupt file
-        raise BagInputError(f"cannot open input bag {_bag_files(path)}: {exc}") from exc
+        return _salvage_reader(path, typestore, exc)
+    return reader
+
+
+def _salvage_reader(path: Path, typestore, error: Exception):
+    from pam_ros.tools.bag.salvage import SalvageReader, mcap_files
+
+    cannot = f"cannot open input bag {_bag_files(path)}: {error}"
+    files = mcap_files(path)
+    if not files:
+        raise BagInputError(cannot) from error
+    try:
+        reader = SalvageReader(files, typestore)
+        reader.open()
+    except ImportError as exc:
+        raise BagInputError(f"{cannot} (reading it as a stream needs `pip install mcap`)") from exc
+    except Exception as exc:
+        raise BagInputError(f"{cannot}; reading it as a stream failed too: {exc}") from exc
+    if not any(c.msgcount for c in reader.connections):
+        stop = "; ".join(f"{d.file.name} at byte {d.good_until}: {d.reason}" for d in reader.damage)
+        raise BagInputError(f"{cannot}; no whole message in it from the start ({stop})")
+    read = sum(c.msgcount for c in reader.connections)
+    _log(f"{cannot} — reading it as a stream from the start: {read} messages can be read")
     return reader
 
 
@@ -445,8 +478,9 @@ def _apply_prompts(pipeline, prompts: list[Prompt], report, summary, frame_index
 
 def annotate(options: AnnotateOptions) -> AnnotateReport:
     """Run the whole tool; raises BagToolError subclasses for bad inputs/outputs (nothing
-    written then). A read error mid-bag or Ctrl-C still close the output bag with what was
-    done (`report.error` / `report.interrupted`)."""
+    written then). Ctrl-C, and an input read only in part (cut short, a read error mid-bag,
+    fewer messages than the bag records), still close the output bag with what was done
+    (`report.interrupted` / `report.partial_input`)."""
     from tqdm import tqdm
 
     if options.overlay_every < 0:
@@ -499,6 +533,9 @@ def _run(reader, color, prompts, pipeline, typestore, has_vision, options, repor
     progress = tqdm(total=total, unit="frame", disable=not options.progress, desc="annotate")
     messages_read, last_time = 0, None
     first_stamp_ns = None
+    last_frame = (None, None)  # (bag time, header stamp) of the last colour message read
+    read_counts: dict[int, int] = {}
+    stopped = ""  # why reading stopped before the end (a read error)
     try:
         copies = {c.id: _copy_connection(writer, c, typestore) for c in reader.connections}
         outputs = _Outputs(writer, typestore, has_vision, options)
@@ -519,15 +556,16 @@ def _run(reader, color, prompts, pipeline, typestore, has_vision, options, repor
                     if last_time is not None
                     else "before the first message"
                 )
-                report.error = f"{_bag_files(options.input)}: read error {where}: {exc}"
-                _log(report.error)
+                stopped = f"read error {where}: {exc}"
                 break
             messages_read += 1
             last_time = bag_time_ns
+            read_counts[connection.id] = read_counts.get(connection.id, 0) + 1
             writer.write(copies[connection.id], bag_time_ns, raw)
             report.messages_copied += 1
             if connection.id != color.id:
                 continue
+            last_frame = (bag_time_ns, None)
             if options.max_frames and report.frames >= options.max_frames:
                 continue
             try:
@@ -539,6 +577,7 @@ def _run(reader, color, prompts, pipeline, typestore, has_vision, options, repor
                 continue
             header = _header(message.header)
             stamp_ns = stamp_to_ns(header.stamp)
+            last_frame = (bag_time_ns, stamp_ns)
             if first_stamp_ns is None:
                 first_stamp_ns = stamp_ns
             frame_index = report.frames
@@ -560,6 +599,9 @@ def _run(reader, color, prompts, pipeline, typestore, has_vision, options, repor
             if report.frames == 1:
                 report.first_frame_s = time.perf_counter() - started
             progress.update(1)
+        report.partial_input = _partial_input(
+            reader, options.input, color, read_counts, stopped, last_frame
+        )
     except KeyboardInterrupt:
         report.interrupted = True
         _log(f"interrupted: the output keeps the {report.frames} frames annotated so far")
@@ -582,7 +624,7 @@ def _run(reader, color, prompts, pipeline, typestore, has_vision, options, repor
                     "prompts_applied": report.prompts_applied,
                     "prompts_refused": report.prompts_rejected,
                     "semantic_calls": report.semantic_calls,
-                    "error": report.error,
+                    "partial_input": report.partial_input,
                     "seconds": round(report.seconds, 3),
                     "frames_per_second": round(report.frames_per_second, 3),
                     "steady_frames_per_second": round(report.steady_frames_per_second, 3),
@@ -591,3 +633,57 @@ def _run(reader, color, prompts, pipeline, typestore, has_vision, options, repor
             + "\n"
         )
         summary.close()
+
+
+def _expected_counts(reader, path: Path) -> tuple[dict[str, int], str]:
+    """(messages per topic that the bag itself records, where that count comes from)."""
+    from pam_ros.tools.bag.salvage import SalvageReader, metadata_counts
+
+    if isinstance(reader, SalvageReader):  # its connections count what it could read
+        return metadata_counts(path), "metadata.yaml"
+    counts: dict[str, int] = {}
+    for connection in reader.connections:
+        counts[connection.topic] = counts.get(connection.topic, 0) + connection.msgcount
+    source = "metadata.yaml" if path.is_dir() else f"the summary of {path.name}"
+    return counts, source
+
+
+def _seconds(time_ns: int) -> str:
+    return f"{time_ns // 10**9}.{time_ns % 10**9:09d} s"
+
+
+def _partial_input(reader, path, color, read_counts, stopped, last_frame) -> list[str]:
+    """One line per way the input was read only in part; [] for a whole input."""
+    expected, source = _expected_counts(reader, path)
+    frames = read_counts.get(color.id, 0)
+    of = f" of {expected[color.topic]}" if color.topic in expected else ""
+    read = f"read {frames}{of} frames on {color.topic}{f' (count from {source})' if of else ''}"
+    bag_time_ns, stamp_ns = last_frame
+    if bag_time_ns is not None:
+        read += f", the last at bag time {_seconds(bag_time_ns)}"
+        if stamp_ns is not None:
+            read += f" (header stamp {_seconds(stamp_ns)})"
+    lines = []
+    if stopped:  # rosbags failed mid-bag
+        lines.append(f"{_bag_files(path)}: {stopped}; {read}")
+    for damage in getattr(reader, "damage", []):  # SalvageReader: a file cut or corrupt
+        lines.append(
+            f"{damage.file}: reading stopped at byte {damage.good_until} of {damage.size}, "
+            f"after the last whole record ({damage.reason}); {read}"
+        )
+    if lines:  # reading stopped early: the counts below are short for that reason
+        return lines
+    by_topic: dict[str, int] = {}
+    for connection in reader.connections:
+        by_topic[connection.topic] = by_topic.get(connection.topic, 0) + read_counts.get(
+            connection.id, 0
+        )
+    for topic in sorted(expected):
+        if by_topic.get(topic, 0) != expected[topic]:
+            what = "frames" if topic == color.topic else "messages"
+            lines.append(
+                f"{_bag_files(path)}: {topic}: read {by_topic.get(topic, 0)} {what} but "
+                f"{source} records {expected[topic]}: part of the file is damaged and was "
+                f"skipped by the reader without an error (e.g. a corrupt chunk)"
+            )
+    return lines

@@ -4,9 +4,13 @@
     python -m pam_ros.tools.bag annotate IN OUT --prompt-topic /detections --overwrite
     python -m pam_ros.tools.bag from-frames clip.mp4 camera_bag --rate 15
 
-Exit codes: 0 done, 1 an input or output problem (the message says what and where; after a
-read error mid-bag the output holds what was done), 2 bad arguments, 130 interrupted (Ctrl-C;
-the output bag is closed and valid with the frames done so far).
+Exit codes: 0 done, 1 an input or output problem (the message says what and where; nothing is
+written), 2 bad arguments, 3 partial input: the input was cut short (a recorder killed before
+closing its MCAP), failed to read mid-bag, or gave fewer messages on a topic than the bag
+records (a corrupt chunk); the output holds every frame that could be read and a WARNING line
+says which file, where and how many (`--allow-partial` accepts that: exit 0, the warning
+stays), 130 interrupted (Ctrl-C; the output bag is closed and valid with the frames done so
+far).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pam_ros.tools.bag.annotate import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_PARTIAL,
     AnnotateOptions,
     BagToolError,
     ModelOptions,
@@ -59,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     ann.add_argument("--output-prefix", default="", help="prefix of the output topics (e.g. /pam)")
     ann.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: all)")
     ann.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ann.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="exit 0 (not 3) when the input could be read only in part (cut short, a damaged "
+        "chunk); the warning is printed all the same",
+    )
     models = ann.add_argument_group("models (defaults: the node's parameters)")
     models.add_argument(
         "--tracker-size",
@@ -201,4 +212,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     if report.interrupted:
         return EXIT_INTERRUPTED
-    return EXIT_ERROR if report.error else EXIT_OK
+    for line in report.partial_input:  # repeated last, where a user reads
+        print(f"pam_bag: WARNING: partial input: {line}", file=sys.stderr)
+    if report.partial_input and not args.allow_partial:
+        print(
+            f"pam_bag: exit {EXIT_PARTIAL}: the input was read only in part; {options.output} "
+            "holds what was read (--allow-partial accepts such input with exit 0)",
+            file=sys.stderr,
+        )
+        return EXIT_PARTIAL
+    return EXIT_OK
