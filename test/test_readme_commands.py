@@ -22,7 +22,7 @@ pytest.importorskip(
 
 README = (REPO / "README.md").read_text()
 CHECK_BLOCK = "ros2 lifecycle get /pam_ros"  # a line of each block the test runs
-SERVICE_BLOCK = "ros2 service call /add_object pam_ros/srv/AddObject \"{name: mug"
+SERVICE_BLOCK = 'ros2 service call /add_object pam_ros/srv/AddObject "{name: mug'
 
 
 def bash_block(containing: str) -> list[str]:

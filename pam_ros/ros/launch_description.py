@@ -14,6 +14,7 @@ from pathlib import Path
 from pam_ros.ros.dds_profile import profile_environment
 from pam_ros.ros.parameters import (
     DEVICES,
+    DISCOVERY_MODES,
     DTYPES,
     MODEL_SIZES,
     ParameterValidationError,
@@ -85,6 +86,12 @@ LAUNCH_ARGUMENTS: tuple[LaunchArgument, ...] = (
     LaunchArgument("max_objects", "", "most objects tracked at once (empty: from params_file)"),
     LaunchArgument(
         "semantic_rate_hz", "", "perceiver-LLM calls per second (empty: from params_file)"
+    ),
+    LaunchArgument(
+        "discovery_mode",
+        "",
+        "discovery.mode: find objects without prompts (empty: from params_file)",
+        ("", *DISCOVERY_MODES),
     ),
     LaunchArgument(
         "video_source",
@@ -220,6 +227,7 @@ def parameter_overrides(values: dict[str, str]) -> dict[str, object]:
         ("semantics_model", "semantics.model_path"),
         ("device", "device"),
         ("dtype", "dtype"),
+        ("discovery_mode", "discovery.mode"),
     ):
         if values[argument]:
             overrides[parameter] = values[argument]

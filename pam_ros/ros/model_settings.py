@@ -60,6 +60,8 @@ def discovery_config(params: NodeParameters):
         points_per_side=params.discovery_points_per_side,
         pred_iou_thresh=params.discovery_pred_iou_thresh,
         stability_score_thresh=params.discovery_stability_score_thresh,
+        stability_score_offset=params.discovery_stability_score_offset,
+        box_nms_thresh=params.discovery_box_nms_thresh,
         min_area_fraction=params.discovery_min_area_fraction,
         max_area_fraction=params.discovery_max_area_fraction,
         max_overlap_with_tracked=params.discovery_max_overlap_with_tracked,

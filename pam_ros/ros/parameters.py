@@ -339,6 +339,20 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         maximum=1.0,
     ),
     ParameterSpec(
+        "discovery.stability_score_offset",
+        1.0,
+        "logit offset of the stability score (IoU of the mask cut at +- this)",
+        minimum=0.0,
+        maximum=10.0,
+    ),
+    ParameterSpec(
+        "discovery.box_nms_thresh",
+        0.7,
+        "of two masks whose boxes overlap by more than this IoU the weaker is dropped",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    ParameterSpec(
         "discovery.min_area_fraction",
         0.001,
         "drop masks smaller than this fraction of the image",
@@ -454,6 +468,8 @@ class NodeParameters:
     discovery_points_per_side: int = 16
     discovery_pred_iou_thresh: float = 0.8
     discovery_stability_score_thresh: float = 0.95
+    discovery_stability_score_offset: float = 1.0
+    discovery_box_nms_thresh: float = 0.7
     discovery_min_area_fraction: float = 0.001
     discovery_max_area_fraction: float = 0.5
     discovery_max_overlap_with_tracked: float = 0.3
