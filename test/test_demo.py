@@ -33,7 +33,12 @@ def test_demo_with_random_weights_writes_every_output(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["random_weights"] is True and "warning" in summary
     assert summary["frames_recorded"] == frames
-    assert summary["objects"] == ["1", "2"]  # the box by service, then the click
+    assert summary["objects"][:2] == ["1", "2"]  # the box by service, then the click
+    # discovery on frame 4 added objects nobody prompted (random thresholds keep some)
+    discovered = summary["discovered"]
+    assert 1 <= len(discovered) <= 2 and summary["objects"][2:] == discovered
+    found = summary["find_objects"]
+    assert found["success"] and sorted(found["ids"]) == sorted(summary["objects"])
     assert summary["describe_failures"] == []
 
     records = [json.loads(line) for line in (tmp_path / "tracked_objects.jsonl").open()]
@@ -41,7 +46,12 @@ def test_demo_with_random_weights_writes_every_output(tmp_path):
     stamps = [r["stamp_ns"] for r in records]
     assert stamps == sorted(set(stamps))
     last = {o["id"]: o for o in records[-1]["objects"]}
-    assert set(last) == {"1", "2"}
+    assert set(last) == {"1", "2", *discovered}
+    assert {i: last[i]["origin"] for i in last} == {
+        **{i: "discovery" for i in discovered},
+        "1": "prompt",
+        "2": "prompt",
+    }
     assert last["1"]["name"] == ("car-shadow (annotated object)" if real else "red disc")
     area = 854 * 480 if real else 640 * 480
     for obj in last.values():
@@ -53,6 +63,9 @@ def test_demo_with_random_weights_writes_every_output(tmp_path):
     final = [a for a in answers if a["from_cache"] is False]
     kinds = {"category", "explain", "caption", "detailed_caption", "video_caption"}
     assert {(a["id"], a["kind"]) for a in final} >= {(i, k) for i in ("1", "2") for k in kinds}
+    assert {(a["id"], a["kind"]) for a in final} >= {
+        (i, k) for i in discovered for k in ("category", "explain")
+    }
     for answer in final:
         assert answer["success"] and answer["text"] and answer["random_weights"]
 

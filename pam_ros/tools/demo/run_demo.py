@@ -9,8 +9,10 @@ Three nodes share one process and talk over DDS exactly as they would across pro
   ../shared/data is there, otherwise a generated scene) on `image`;
 - the `pam_ros` lifecycle node tracks and describes;
 - `pam_demo_client` prompts objects (a box through the `add_object` service, a point on the
-  `click` topic), asks `describe` while tracking runs and at the end, and records every
-  `tracked_objects` and `overlay` message.
+  `click` topic), asks the node to `discover` objects nobody prompted (on frame 4, at most 2),
+  asks `describe` while tracking runs and at the end, asks `find_objects` "something to pour
+  with" (which object, how sure, where), and records every `tracked_objects` and `overlay`
+  message.
 
 The source is stepped frame by frame (each frame is published when the previous one has been
 tracked), so the recording holds every frame however slow the machine; `--realtime HZ`
@@ -55,7 +57,7 @@ from pam_ros.ros.dds_profile import apply_profile
 from pam_ros.ros.image_conversion import image_msg_to_rgb
 from pam_ros.ros.message_builders import stamp_to_ns
 from pam_ros.ros.pam_node import PamNode
-from pam_ros.srv import AddObject, Describe
+from pam_ros.srv import AddObject, Describe, Discover, FindObjects
 from pam_ros.tools.demo.frame_sources import GeneratedScene, ImageFolderFrames
 from pam_ros.tools.demo.video_source import VideoSourceNode
 
@@ -149,6 +151,7 @@ def model_parameters(args: argparse.Namespace, output: Path) -> tuple[dict, bool
             "tracker.checkpoint": args.tracker_checkpoint,
             "semantics.model_path": args.pam,
             "device": args.device,
+            "discovery.mode": "on_request",
         }, False
     from pam_ros.testing.random_pam import write_random_checkpoint as write_pam
     from pam_ros.testing.random_sam2 import write_random_checkpoint as write_sam
@@ -167,7 +170,27 @@ def model_parameters(args: argparse.Namespace, output: Path) -> tuple[dict, bool
         "tracker.checkpoint": str(sam),
         "semantics.model_path": str(pam),
         "device": args.device,
+        "discovery.mode": "on_request",
+        # Random SAM 2 masks are image-wide textures with predicted IoU ~0.5 and stability
+        # ~0.3-0.5: SAM 2's default thresholds keep none, so the demo relaxes them to show the
+        # discovery step run (the objects it finds mean nothing).
+        **RANDOM_DISCOVERY,
     }, True
+
+
+RANDOM_DISCOVERY = {
+    "discovery.points_per_side": 8,
+    "discovery.pred_iou_thresh": 0.45,
+    "discovery.stability_score_thresh": 0.25,
+    "discovery.stability_score_offset": 0.05,
+    "discovery.box_nms_thresh": 1.0,
+    "discovery.min_area_fraction": 0.0,
+    "discovery.max_area_fraction": 1.0,
+    "discovery.max_overlap_with_tracked": 1.0,
+}
+DISCOVER_AT = 4  # the frame on which the demo asks the node to discover objects
+DISCOVER_MAX = 2  # objects it adds
+FIND_QUERY = ("something to pour with", "function")  # the robot's question at the end
 
 
 # ---- the client node -----------------------------------------------------------------------
@@ -187,6 +210,8 @@ class DemoClient(Node):
         self.click = self.create_publisher(PointStamped, "click", 10)
         self.add_object = self.create_client(AddObject, "add_object")
         self.describe = self.create_client(Describe, "describe")
+        self.discover = self.create_client(Discover, "discover")
+        self.find_objects = self.create_client(FindObjects, "find_objects")
 
     def _on_tracked(self, msg: TrackedObjectArray) -> None:
         with self._lock:
@@ -248,6 +273,7 @@ def frame_record(msg: TrackedObjectArray) -> dict:
             {
                 "id": obj.id,
                 "name": obj.name,
+                "origin": obj.origin,
                 "present": bool(obj.present),
                 "score": round(float(obj.score), 3),
                 "box_xywh": [obj.box.x_offset, obj.box.y_offset, obj.box.width, obj.box.height],
@@ -354,6 +380,7 @@ def run(args: argparse.Namespace) -> dict:
             time.sleep(0.01)
 
         object_ids: list[str] = []  # every id seen, in order of appearance
+        discovered: list[str] = []
         prompted = False
         frames_recorded = 0
         latencies: list[float] = []
@@ -380,6 +407,8 @@ def run(args: argparse.Namespace) -> dict:
             if not prompted:
                 prompted = True
                 object_ids = add_prompts(client, prompts)
+            if index == min(DISCOVER_AT, args.frames - 1):
+                discovered = discover(client)
             for obj in tracked.objects:
                 if obj.id not in object_ids:
                     object_ids.append(obj.id)
@@ -417,16 +446,18 @@ def run(args: argparse.Namespace) -> dict:
 
         if not object_ids:
             raise DemoError("the node tracked none of the prompted objects")
-        answers = [
+        answers = [  # every kind for the prompted objects, what and what-for for found ones
             ask(client, object_id, kind, describe_log, random_weights, max_age=0.0)
             for object_id in object_ids
-            for kind in KINDS
+            for kind in (("category", "explain") if object_id in discovered else KINDS)
         ]
+        summary["find_objects"] = find(client, random_weights)
         summary.update(
             frames_published=camera.published,
             frames_recorded=frames_recorded,
             frames_dropped=pam.health().frames_dropped,
             objects=object_ids,
+            discovered=discovered,
             tracking_latency_p50_s=float(np.percentile(latencies, 50)) if latencies else None,
             tracking_latency_p95_s=float(np.percentile(latencies, 95)) if latencies else None,
             describe_answers=sum(a["success"] for a in answers),
@@ -507,6 +538,45 @@ def add_prompts(client: DemoClient, prompts: list[Prompt]) -> list[str]:
             msg.point = Point(x=prompt.point[0], y=prompt.point[1], z=0.0)
             client.click.publish(msg)
     return ids
+
+
+def discover(client: DemoClient) -> list[str]:
+    """Objects nobody prompted: one discovery pass on the newest frame."""
+    response = client.call(
+        client.discover, Discover.Request(max_new_objects=DISCOVER_MAX), timeout=300
+    )
+    print(f"  discover: {response.message}", file=sys.stderr)
+    return list(response.ids) if response.success else []
+
+
+def find(client: DemoClient, random_weights: bool) -> dict:
+    """The robot's question: which object can I pour with, and where is it?"""
+    query, about = FIND_QUERY
+    response = client.call(client.find_objects, FindObjects.Request(query=query, about=about))
+    answer = {
+        "query": query,
+        "about": about,
+        "success": bool(response.success),
+        "message": response.message,
+        "ids": list(response.ids),
+        "scores": [round(float(s), 4) for s in response.scores],
+        "categories": list(response.categories),
+        "random_weights": random_weights,
+    }
+    if response.success and response.ids:
+        best = response.ids[0]
+        where = ""
+        if response.has_position and response.has_position[0]:
+            p = response.volume_centers[0].point
+            where = f", volume centre ({p.x:.2f}, {p.y:.2f}, {p.z:.2f}) m"
+        print(
+            f"  find_objects {query!r} ({about}): {best} "
+            f"{response.categories[0]!r} score {response.scores[0]:.3f}{where}",
+            file=sys.stderr,
+        )
+    else:
+        print(f"  find_objects {query!r}: {response.message}", file=sys.stderr)
+    return answer
 
 
 def ask(
