@@ -73,7 +73,7 @@ def depth_frame_from_msgs(image_msg, info_msg, metres_per_unit: float = 0.0) -> 
         return DepthFrame(stamp_ns, frame_id, error_code=BAD_DEPTH, error=str(error))
     try:
         # K belongs to camera_info's width x height; estimate_object_3d scales it to the depth
-        # image when they differ (same aspect ratio) and refuses otherwise.
+        # image when they differ (an exact scaling, `is_scaling`) and refuses otherwise.
         intrinsics = CameraIntrinsics.from_k(info_msg.k, int(info_msg.width), int(info_msg.height))
         intrinsics.scaled_to(depth.width, depth.height)
     except IntrinsicsError as error:
