@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -36,14 +35,10 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
-def test_the_table_and_the_dataclass_agree():
-    fields = {f.name: f for f in dataclasses.fields(NodeParameters)}
-    assert set(fields) == {spec.field_name for spec in PARAMETER_SPECS}
-    defaults = NodeParameters()
+def test_every_default_is_valid_and_described():
     for spec in PARAMETER_SPECS:
-        assert getattr(defaults, spec.field_name) == spec.default, spec.name
-        assert validate_parameter(spec.name, spec.default) == spec.default
-        assert spec.description
+        assert validate_parameter(spec.name, spec.default) == spec.default, spec.name
+        assert spec.description, spec.name
 
 
 @pytest.mark.parametrize("profile", ["pam.yaml", "pam_jetson.yaml"])

@@ -416,77 +416,41 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
 SPECS_BY_NAME: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETER_SPECS}
 
 
-@dataclass
-class NodeParameters:
-    """Plain view of the node's parameters (field = ROS name with '.' → '_')."""
+def _updated(self, values: dict[str, Any]):
+    """A copy with `values` (ROS names) applied, every value validated first."""
+    changes = {}
+    for name, value in values.items():
+        spec = SPECS_BY_NAME.get(name)
+        if spec is None:
+            raise ParameterValidationError(f"unknown parameter {name!r}")
+        changes[spec.field_name] = validate_parameter(name, value)
+    return dataclasses.replace(self, **changes)
 
-    autostart: bool = True
-    tracker_model_size: str = "large"
-    tracker_checkpoint: str = ""
-    tracker_image_size: int = 1024
-    tracker_num_maskmem: int = 7
-    tracker_max_obj_ptrs: int = 16
-    tracker_allow_download: bool = True
-    tracker_random_weights: bool = False
-    tracker_resize: str = "pil"
-    semantics_enabled: bool = True
-    semantics_model_path: str = "Perceive-Anything/PAM-1.5B"
-    device: str = "auto"
-    dtype: str = "auto"
-    compile: bool = False
-    cameras: list[str] = field(default_factory=lambda: [""])
-    camera_timeout_s: float = 5.0
-    use_compressed: bool = False
-    qos_reliability: str = "auto"
-    qos_depth: int = 1
-    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
-    max_objects: int = 16
-    track_every_n: int = 1
-    semantic_rate_hz: float = 1.0
-    refresh_period_s: float = 10.0
-    appearance_change_threshold: float = 0.5
-    video_caption_segment_frames: int = 32
-    semantic_kinds: list[str] = field(default_factory=lambda: ["category", "explain"])
-    language: str = "en"
-    max_new_tokens: int = 0
-    max_batch_size: int = 8
-    mask_layout: str = "cropped"
-    overlay_rate_hz: float = 5.0
-    overlay_encoding: str = "rgb8"
-    overlay_alpha: float = 0.5
-    marker_frame_id: str = ""
-    depth_enabled: bool = False
-    depth_slop_s: float = 0.02
-    depth_metres_per_unit: float = 0.0
-    depth_erosion_px: int = 3
-    depth_max_m: float = 20.0
-    tf_enabled: bool = False
-    tf_prefix: str = "pam_object_"
-    tf_target_frame: str = ""
-    discovery_mode: str = "off"
-    discovery_period_s: float = 5.0
-    discovery_points_per_side: int = 16
-    discovery_pred_iou_thresh: float = 0.8
-    discovery_stability_score_thresh: float = 0.95
-    discovery_stability_score_offset: float = 1.0
-    discovery_box_nms_thresh: float = 0.7
-    discovery_min_area_fraction: float = 0.001
-    discovery_max_area_fraction: float = 0.5
-    discovery_max_overlap_with_tracked: float = 0.3
-    discovery_max_new_per_pass: int = 5
-    marker_pixel_scale: float = 0.001
-    memory_trim_period_s: float = 30.0
-    diagnostics_period_s: float = 1.0
 
-    def updated(self, values: dict[str, Any]) -> NodeParameters:
-        """A copy with `values` (ROS names) applied, every value validated first."""
-        changes = {}
-        for name, value in values.items():
-            spec = SPECS_BY_NAME.get(name)
-            if spec is None:
-                raise ParameterValidationError(f"unknown parameter {name!r}")
-            changes[spec.field_name] = validate_parameter(name, value)
-        return dataclasses.replace(self, **changes)
+def _parameters_class():
+    """NodeParameters, derived from PARAMETER_SPECS: one field per spec (ROS name with '.' →
+    '_'), its type and default the spec's. The specs are the one copy of every parameter."""
+    fields = []
+    for spec in PARAMETER_SPECS:
+        default = spec.default
+        if isinstance(default, list):  # a fresh list per instance
+            value = field(default_factory=lambda d=tuple(default): list(d))
+        else:
+            value = field(default=default)
+        fields.append((spec.field_name, type(default), value))
+    return dataclasses.make_dataclass(
+        "NodeParameters",
+        fields,
+        namespace={
+            "updated": _updated,
+            "__doc__": "Plain view of the node's parameters (field = ROS name with '.' → '_'), "
+            "built from PARAMETER_SPECS; `updated(values)` validates and applies ROS names.",
+            "__module__": __name__,
+        },
+    )
+
+
+NodeParameters = _parameters_class()
 
 
 def allowed_values(spec: ParameterSpec) -> str:
