@@ -4,8 +4,9 @@
     and mask decoder on the features `track` already computed) vs sam2's
     `SAM2AutomaticMaskGenerator.generate` (crop_n_layers=0, the same grid and thresholds),
     which encodes the image again. Median of --repeats runs (the model is warm: the frame
-    was tracked first). The tracker's own encoding of the frame is printed for scale: the
-    ratio is at most about 1 + encoding / decoding where the decoder dominates.
+    was tracked first). The tracker's own encoding of the frame is printed for scale: both
+    sides decode every click, so the ratio is about 1 + (encoding + sam2's upsampling of
+    every decoded mask) / decoding.
 (b) Tracking throughput of a stream following 2 objects over --frames frames, with a
     discovery pass every K frames vs none; K simulates one pass every --period-s seconds at
     the frame rate measured without discovery. The stream with discovery runs whole periods
@@ -21,9 +22,10 @@ threads spin badly then (as the test suite's conftest notes); 0 keeps torch's de
 
 Without --checkpoint both sides load the same seeded random checkpoint (tiny by default).
 Random weights keep no mask at sam2's default thresholds (their logits and predicted IoUs
-are small), so (a) also runs "keep" thresholds under which random masks survive: that row
-pays for upsampling, stability and NMS too. sam2 1.1.0's image predictor views its features
-with sizes written for 1024 px; for other image sizes the generator is given the right ones.
+are small); --keep-row adds a row with thresholds under which random masks survive (it pays
+for upsampling, stability and NMS too; sam2 also RLE-encodes every survivor before NMS).
+sam2 1.1.0's image predictor views its features with sizes written for 1024 px; for other
+image sizes the generator is given the right ones.
 """
 
 from __future__ import annotations
@@ -146,6 +148,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads (0: torch's)")
     parser.add_argument("--checkpoint", default=None, help="official checkpoint (else random)")
     parser.add_argument("--frames-dir", type=Path, default=DEFAULT_FRAMES)
+    parser.add_argument(
+        "--keep-row", action="store_true", help="(a) again with thresholds keeping random masks"
+    )
     args = parser.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -172,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     encode_s, _ = timed(lambda: tracker.track(frames[0]), tracker.device, args.repeats)
     print(f"  tracker.track, no objects (the image encoder) {encode_s * 1e3:8.1f} ms")
     bench_pass(tracker, frames[0], discovery, "default settings", args)
-    if not args.checkpoint:
+    if args.keep_row and not args.checkpoint:
         keep = dataclasses.replace(discovery, **KEEP_RANDOM)
         bench_pass(tracker, frames[0], keep, "thresholds keeping masks", args)
     model = tracker.model
