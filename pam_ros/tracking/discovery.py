@@ -55,7 +55,11 @@ class DiscoveryConfig:
     points_per_side: clicks per side of the grid (points_per_side^2 clicks in all). 16
         (256 clicks) finds table-top objects of a few percent of the frame at a quarter of
         sam2's default cost (32); use a region of interest to look closer.
-    points_per_batch: clicks decoded together (memory vs speed; 64 as sam2).
+    points_per_batch: clicks decoded together, and masks upsampled together. 16, not
+        sam2's 64: the decoder holds a copy of the image tokens per click, and 64 copies
+        (67 MB at 512 px) overflow a CPU's cache (a pass took 1.5-2x longer on the
+        development CPU); on a GPU 16 costs a few more small launches. Raise it on a GPU
+        with memory to spare.
     pred_iou_thresh: keep masks whose predicted IoU is above this (sam2's default 0.8).
     stability_score_thresh: keep masks whose stability score (IoU of the mask thresholded
         at mask_threshold +- stability_score_offset) is at least this (sam2's 0.95).
@@ -75,7 +79,7 @@ class DiscoveryConfig:
     """
 
     points_per_side: int = 16
-    points_per_batch: int = 64
+    points_per_batch: int = 16
     pred_iou_thresh: float = 0.8
     stability_score_thresh: float = 0.95
     stability_score_offset: float = 1.0
