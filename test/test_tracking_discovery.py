@@ -13,6 +13,7 @@ under those values, and box NMS off (1.0; every box is the frame).
 from __future__ import annotations
 
 import dataclasses
+import importlib
 
 import numpy as np
 import pytest
@@ -29,6 +30,7 @@ from pam_ros.tracking import (
     NoFrameError,
     StreamingTracker,
     TrackerConfig,
+    TrackerError,
 )
 from pam_ros.tracking.discovery import image_predictor_features
 from pam_ros.tracking.model_builder import hydra_overrides
@@ -50,6 +52,22 @@ PARITY = DiscoveryConfig(
 # Cheaper settings for the tests that only need some masks.
 SMALL = dataclasses.replace(PARITY, points_per_side=4, points_per_batch=16)
 MASK_FRAMES = 4
+
+
+def _torchvision_works() -> bool:
+    """Discovery's NMS (and sam2's generator) need torchvision; scripts/setup.sh may leave it
+    out on a CPU machine."""
+    try:
+        importlib.import_module("torchvision.ops")
+    except (ImportError, RuntimeError, OSError):
+        return False
+    return True
+
+
+needs_torchvision = pytest.mark.skipif(
+    not _torchvision_works(), reason="torchvision is not installed (scripts/setup.sh)"
+)
+
 # Mask logits of a mask-prompted stream vs sam2's video predictor: both resize the same
 # frames (bit-equal model inputs) and the same mask; observed difference exactly 0.0. The
 # tolerance is test_tracking_parity.py's for fp32 on other BLAS builds.
@@ -117,6 +135,7 @@ def _mask_ious(first: np.ndarray, second: np.ndarray) -> torch.Tensor:
 # ------------------------------------------------------------------ parity with sam2
 
 
+@needs_torchvision
 def test_matches_sam2_automatic_mask_generator(setup, unfiltered):
     from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
     from sam2.build_sam import build_sam2
@@ -205,6 +224,7 @@ def test_features_are_the_image_predictors(setup):
 # ------------------------------------------------------------------ filters
 
 
+@needs_torchvision
 def test_region_limits_the_grid(stream0, unfiltered):
     region = (100, 60, 500, 300)
     found = stream0.discover(PARITY, region=region)
@@ -217,6 +237,7 @@ def test_region_limits_the_grid(stream0, unfiltered):
     assert {o.point for o in found}.isdisjoint({o.point for o in unfiltered})
 
 
+@needs_torchvision
 def test_area_limits_drop(stream0, unfiltered):
     frame_area = 480 * 854
     areas = sorted(o.area / frame_area for o in unfiltered)
@@ -228,6 +249,7 @@ def test_area_limits_drop(stream0, unfiltered):
     assert {_key(o) for o in large} == {_key(o) for o in unfiltered if o.area >= cut * frame_area}
 
 
+@needs_torchvision
 def test_overlap_with_tracked_objects_drops(tracker, unfiltered):
     tracker.add_object(points=[(420, 200)], labels=[1], object_id="swan")
     tracked = tracker.last_result.objects["swan"].mask
@@ -244,6 +266,7 @@ def test_overlap_with_tracked_objects_drops(tracker, unfiltered):
 # ------------------------------------------------------------------ the tracker is untouched
 
 
+@needs_torchvision
 def test_discovery_leaves_objects_and_features_alone(setup):
     """A stream with a discovery pass on frame 1 equals one without, bit for bit."""
     frames = setup["frames"]
@@ -307,6 +330,14 @@ def test_discover_needs_a_frame(setup):
 def test_bad_configs_are_rejected(fields, named):
     with pytest.raises(DiscoveryConfigError, match=named):
         DiscoveryConfig(**fields)
+
+
+def test_discovery_without_torchvision_says_so(stream0, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torchvision.ops", None)  # import fails
+    with pytest.raises(TrackerError, match="torchvision"):
+        stream0.discover(SMALL)
 
 
 def test_discover_takes_only_a_discovery_config(stream0):
@@ -398,6 +429,7 @@ def test_mask_prompt_matches_video_predictor(setup):
     assert (first & mask).sum() / (first | mask).sum() > 0.9
 
 
+@needs_torchvision
 def test_discovered_object_is_tracked(setup, tracker):
     found = tracker.discover(SMALL)
     assert found

@@ -29,6 +29,9 @@ generator with `crop_n_layers=0` on the same features (test_tracking_discovery.p
 Only the candidates' low-resolution logits (S/4 x S/4) are kept across batches; the
 full-resolution float logits of at most `points_per_batch` masks exist at a time, and the
 final masks are upsampled again (the same deterministic op) after NMS.
+
+NMS is torchvision's (as sam2's generator), imported when a pass runs: tracking itself does
+not need torchvision (scripts/setup.sh may leave it out on a CPU machine).
 """
 
 from __future__ import annotations
@@ -43,9 +46,8 @@ import torch
 import torch.nn.functional as F
 from sam2.modeling.sam2_base import SAM2Base
 from sam2.utils.amg import batched_mask_to_box, build_point_grid, calculate_stability_score
-from torchvision.ops import batched_nms
 
-from pam_ros.tracking.errors import DiscoveryConfigError, InvalidPromptError
+from pam_ros.tracking.errors import DiscoveryConfigError, InvalidPromptError, TrackerError
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,7 @@ def discover_objects(
     if backbone_out["vision_features"].shape[0] != 1:
         raise ValueError("discover_objects takes the backbone output of one frame (batch 1)")
     tracked = _union(exclude_masks, height, width, device)  # (H, W) bool or None
+    batched_nms = _batched_nms()
 
     # grid clicks in frame pixels, (P, 2) (x, y): float64 like sam2's grid, then float32
     grid = build_point_grid(config.points_per_side)  # (P, 2) in [0, 1]
@@ -414,6 +417,17 @@ def _union(masks: Sequence[np.ndarray], height: int, width: int, device) -> torc
             )
         union = mask.astype(bool) if union is None else union | mask.astype(bool)
     return None if union is None else torch.from_numpy(union).to(device)
+
+
+def _batched_nms():
+    try:
+        from torchvision.ops import batched_nms
+    except (ImportError, RuntimeError, OSError) as err:  # also builds whose C++ ops fail
+        raise TrackerError(
+            f"discovery needs torchvision for box NMS ({err}); install it (scripts/setup.sh: "
+            "the torch index's build, or ../shared/torchvision_cpu with a CPU torch)"
+        ) from err
+    return batched_nms
 
 
 def _inference_context(device: torch.device, compute_dtype: torch.dtype) -> contextlib.ExitStack:
