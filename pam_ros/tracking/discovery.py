@@ -176,7 +176,7 @@ def discover_objects(
     x0, y0, x1, y1 = validate_region(region, width, height)
     device = backbone_out["vision_features"].device
     if backbone_out["vision_features"].shape[0] != 1:
-        raise ValueError("discover_objects takes the backbone output of one frame (batch 1)")
+        raise TrackerError("discover_objects takes the backbone output of one frame (batch 1)")
     tracked = _union(exclude_masks, height, width, device)  # (H, W) bool or None
     batched_nms = _batched_nms()
 
