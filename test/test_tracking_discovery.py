@@ -13,6 +13,7 @@ under those values, and box NMS off (1.0; every box is the frame).
 from __future__ import annotations
 
 import dataclasses
+import importlib
 
 import numpy as np
 import pytest
@@ -29,6 +30,7 @@ from pam_ros.tracking import (
     NoFrameError,
     StreamingTracker,
     TrackerConfig,
+    TrackerError,
 )
 from pam_ros.tracking.discovery import image_predictor_features
 from pam_ros.tracking.model_builder import hydra_overrides
@@ -49,7 +51,23 @@ PARITY = DiscoveryConfig(
 )
 # Cheaper settings for the tests that only need some masks.
 SMALL = dataclasses.replace(PARITY, points_per_side=4, points_per_batch=16)
-MASK_FRAMES = 6
+MASK_FRAMES = 4
+
+
+def _torchvision_works() -> bool:
+    """Discovery's NMS (and sam2's generator) need torchvision; scripts/setup.sh may leave it
+    out on a CPU machine."""
+    try:
+        importlib.import_module("torchvision.ops")
+    except (ImportError, RuntimeError, OSError):
+        return False
+    return True
+
+
+needs_torchvision = pytest.mark.skipif(
+    not _torchvision_works(), reason="torchvision is not installed (scripts/setup.sh)"
+)
+
 # Mask logits of a mask-prompted stream vs sam2's video predictor: both resize the same
 # frames (bit-equal model inputs) and the same mask; observed difference exactly 0.0. The
 # tolerance is test_tracking_parity.py's for fp32 on other BLAS builds.
@@ -59,7 +77,11 @@ LOGIT_ATOL = 1e-5
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("discovery")
-    config = TrackerConfig(model_size="tiny", image_size=IMAGE_SIZE, device="cpu")
+    # sam2's video predictor knows the video's length and spaces its object pointers'
+    # temporal encoding over min(frames, max_obj_ptrs) (a stream: max_obj_ptrs): equal them
+    config = TrackerConfig(
+        model_size="tiny", image_size=IMAGE_SIZE, device="cpu", max_obj_ptrs=MASK_FRAMES
+    )
     checkpoint = write_random_checkpoint(config, tmp / config.checkpoint_filename)
     config = dataclasses.replace(config, checkpoint=checkpoint)
     paths = davis_frames(SEQUENCE)[:MASK_FRAMES]
@@ -84,13 +106,18 @@ def tracker(setup):
 
 
 @pytest.fixture(scope="module")
-def unfiltered(setup):
-    """The parity settings on frame 0 of a stream without objects."""
+def stream0(setup):
+    """A stream on the first frame, without objects (for tests that change nothing)."""
     stream = StreamingTracker(setup["model"], setup["config"])
     stream.track(setup["frames"][0])
-    found = stream.discover(PARITY)
+    yield stream
     stream.release()
-    return found
+
+
+@pytest.fixture(scope="module")
+def unfiltered(stream0):
+    """The parity settings on the first frame of a stream without objects."""
+    return stream0.discover(PARITY)
 
 
 def _key(obj: DiscoveredObject) -> tuple:
@@ -108,6 +135,7 @@ def _mask_ious(first: np.ndarray, second: np.ndarray) -> torch.Tensor:
 # ------------------------------------------------------------------ parity with sam2
 
 
+@needs_torchvision
 def test_matches_sam2_automatic_mask_generator(setup, unfiltered):
     from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
     from sam2.build_sam import build_sam2
@@ -157,7 +185,7 @@ def test_matches_sam2_automatic_mask_generator(setup, unfiltered):
     ours = stream.discover(PARITY)
     stream.release()
 
-    # the same as the fixture's run on another stream of the same frame
+    # the same as another stream's run on the same frame
     assert [_key(o) for o in ours] == [_key(o) for o in unfiltered]
     assert len(ours) == len(expected) >= 3
     ious = _mask_ious(
@@ -196,9 +224,10 @@ def test_features_are_the_image_predictors(setup):
 # ------------------------------------------------------------------ filters
 
 
-def test_region_limits_the_grid(tracker, unfiltered):
+@needs_torchvision
+def test_region_limits_the_grid(stream0, unfiltered):
     region = (100, 60, 500, 300)
-    found = tracker.discover(PARITY, region=region)
+    found = stream0.discover(PARITY, region=region)
     assert found
     for obj in found:
         x, y = obj.point
@@ -208,17 +237,19 @@ def test_region_limits_the_grid(tracker, unfiltered):
     assert {o.point for o in found}.isdisjoint({o.point for o in unfiltered})
 
 
-def test_area_limits_drop(tracker, unfiltered):
+@needs_torchvision
+def test_area_limits_drop(stream0, unfiltered):
     frame_area = 480 * 854
     areas = sorted(o.area / frame_area for o in unfiltered)
     cut = areas[len(areas) // 2]
-    small = tracker.discover(dataclasses.replace(PARITY, max_area_fraction=cut))
-    large = tracker.discover(dataclasses.replace(PARITY, min_area_fraction=cut))
+    small = stream0.discover(dataclasses.replace(PARITY, max_area_fraction=cut))
+    large = stream0.discover(dataclasses.replace(PARITY, min_area_fraction=cut))
     assert 0 < len(small) < len(unfiltered) and 0 < len(large) < len(unfiltered)
     assert {_key(o) for o in small} == {_key(o) for o in unfiltered if o.area <= cut * frame_area}
     assert {_key(o) for o in large} == {_key(o) for o in unfiltered if o.area >= cut * frame_area}
 
 
+@needs_torchvision
 def test_overlap_with_tracked_objects_drops(tracker, unfiltered):
     tracker.add_object(points=[(420, 200)], labels=[1], object_id="swan")
     tracked = tracker.last_result.objects["swan"].mask
@@ -235,6 +266,7 @@ def test_overlap_with_tracked_objects_drops(tracker, unfiltered):
 # ------------------------------------------------------------------ the tracker is untouched
 
 
+@needs_torchvision
 def test_discovery_leaves_objects_and_features_alone(setup):
     """A stream with a discovery pass on frame 1 equals one without, bit for bit."""
     frames = setup["frames"]
@@ -300,9 +332,17 @@ def test_bad_configs_are_rejected(fields, named):
         DiscoveryConfig(**fields)
 
 
-def test_discover_takes_only_a_discovery_config(tracker):
+def test_discovery_without_torchvision_says_so(stream0, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torchvision.ops", None)  # import fails
+    with pytest.raises(TrackerError, match="torchvision"):
+        stream0.discover(SMALL)
+
+
+def test_discover_takes_only_a_discovery_config(stream0):
     with pytest.raises(DiscoveryConfigError, match="DiscoveryConfig"):
-        tracker.discover({"points_per_side": 4})
+        stream0.discover({"points_per_side": 4})
 
 
 @pytest.mark.parametrize(
@@ -317,9 +357,9 @@ def test_discover_takes_only_a_discovery_config(tracker):
         "everywhere",
     ],
 )
-def test_bad_regions_are_rejected(tracker, region):
+def test_bad_regions_are_rejected(stream0, region):
     with pytest.raises(InvalidPromptError, match="region"):
-        tracker.discover(SMALL, region=region)
+        stream0.discover(SMALL, region=region)
 
 
 def test_bad_mask_prompts_are_rejected(tracker):
@@ -351,9 +391,7 @@ def test_mask_prompt_matches_video_predictor(setup):
     same 854 x 480 frames (both resize the frames and the mask to 256 x 256)."""
     from sam2.build_sam import build_sam2_video_predictor
 
-    # sam2's predictor knows the video's length and spaces its object pointers' temporal
-    # encoding over min(frames, max_obj_ptrs) (a stream: max_obj_ptrs): equal them
-    config = dataclasses.replace(setup["config"], max_obj_ptrs=MASK_FRAMES)
+    config = setup["config"]  # max_obj_ptrs = MASK_FRAMES, see setup
     mask = np.array(Image.open(davis_masks(SEQUENCE)[0])) > 0  # (480, 854)
     frame_dir = setup["tmp"] / "mask_frames"
     frame_dir.mkdir()
@@ -374,7 +412,7 @@ def test_mask_prompt_matches_video_predictor(setup):
     low_res = {**outputs["non_cond_frame_outputs"], **outputs["cond_frame_outputs"]}
     expected = [low_res[t]["pred_masks"][0, 0].float() for t in range(MASK_FRAMES)]
 
-    stream = StreamingTracker.from_config(config)
+    stream = StreamingTracker(setup["model"], config)
     ours = []
     for t, frame in enumerate(setup["frames"]):
         stream.track(frame)
@@ -391,6 +429,7 @@ def test_mask_prompt_matches_video_predictor(setup):
     assert (first & mask).sum() / (first | mask).sum() > 0.9
 
 
+@needs_torchvision
 def test_discovered_object_is_tracked(setup, tracker):
     found = tracker.discover(SMALL)
     assert found

@@ -29,6 +29,9 @@ generator with `crop_n_layers=0` on the same features (test_tracking_discovery.p
 Only the candidates' low-resolution logits (S/4 x S/4) are kept across batches; the
 full-resolution float logits of at most `points_per_batch` masks exist at a time, and the
 final masks are upsampled again (the same deterministic op) after NMS.
+
+NMS is torchvision's (as sam2's generator), imported when a pass runs: tracking itself does
+not need torchvision (scripts/setup.sh may leave it out on a CPU machine).
 """
 
 from __future__ import annotations
@@ -43,9 +46,8 @@ import torch
 import torch.nn.functional as F
 from sam2.modeling.sam2_base import SAM2Base
 from sam2.utils.amg import batched_mask_to_box, build_point_grid, calculate_stability_score
-from torchvision.ops import batched_nms
 
-from pam_ros.tracking.errors import DiscoveryConfigError, InvalidPromptError
+from pam_ros.tracking.errors import DiscoveryConfigError, InvalidPromptError, TrackerError
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,11 @@ class DiscoveryConfig:
     points_per_side: clicks per side of the grid (points_per_side^2 clicks in all). 16
         (256 clicks) finds table-top objects of a few percent of the frame at a quarter of
         sam2's default cost (32); use a region of interest to look closer.
-    points_per_batch: clicks decoded together (memory vs speed; 64 as sam2).
+    points_per_batch: clicks decoded together, and masks upsampled together. 16, not
+        sam2's 64: the decoder holds a copy of the image tokens per click, and 64 copies
+        (67 MB at 512 px) overflow a CPU's cache (a pass took 1.5-2x longer on the
+        development CPU); on a GPU 16 costs a few more small launches. Raise it on a GPU
+        with memory to spare.
     pred_iou_thresh: keep masks whose predicted IoU is above this (sam2's default 0.8).
     stability_score_thresh: keep masks whose stability score (IoU of the mask thresholded
         at mask_threshold +- stability_score_offset) is at least this (sam2's 0.95).
@@ -75,7 +81,7 @@ class DiscoveryConfig:
     """
 
     points_per_side: int = 16
-    points_per_batch: int = 64
+    points_per_batch: int = 16
     pred_iou_thresh: float = 0.8
     stability_score_thresh: float = 0.95
     stability_score_offset: float = 1.0
@@ -170,8 +176,9 @@ def discover_objects(
     x0, y0, x1, y1 = validate_region(region, width, height)
     device = backbone_out["vision_features"].device
     if backbone_out["vision_features"].shape[0] != 1:
-        raise ValueError("discover_objects takes the backbone output of one frame (batch 1)")
+        raise TrackerError("discover_objects takes the backbone output of one frame (batch 1)")
     tracked = _union(exclude_masks, height, width, device)  # (H, W) bool or None
+    batched_nms = _batched_nms()
 
     # grid clicks in frame pixels, (P, 2) (x, y): float64 like sam2's grid, then float32
     grid = build_point_grid(config.points_per_side)  # (P, 2) in [0, 1]
@@ -410,6 +417,17 @@ def _union(masks: Sequence[np.ndarray], height: int, width: int, device) -> torc
             )
         union = mask.astype(bool) if union is None else union | mask.astype(bool)
     return None if union is None else torch.from_numpy(union).to(device)
+
+
+def _batched_nms():
+    try:
+        from torchvision.ops import batched_nms
+    except (ImportError, RuntimeError, OSError) as err:  # also builds whose C++ ops fail
+        raise TrackerError(
+            f"discovery needs torchvision for box NMS ({err}); install it (scripts/setup.sh: "
+            "the torch index's build, or ../shared/torchvision_cpu with a CPU torch)"
+        ) from err
+    return batched_nms
 
 
 def _inference_context(device: torch.device, compute_dtype: torch.dtype) -> contextlib.ExitStack:
