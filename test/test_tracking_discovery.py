@@ -440,3 +440,43 @@ def test_discovered_object_is_tracked(setup, tracker):
     result = tracker.track(setup["frames"][1])
     assert result.objects[object_id].present and result.objects[object_id].mask.any()
     assert len(tracker.feature_history(object_id)) == 2
+
+
+@needs_torchvision
+def test_a_pass_beside_tracking_changes_nothing_tracking_records(setup):
+    """The node runs passes in their own thread while tracking goes on (the pipeline lock is
+    held only to take the frame): decoder calls from that thread are never recorded as the
+    tracked object's features, and tracking equals a run without discovery, bit for bit."""
+    import threading
+
+    frames = setup["frames"]
+    runs = {}
+    for beside in (False, True):
+        stream = StreamingTracker(setup["model"], setup["config"])
+        stream.track(frames[0])
+        stream.add_object(points=[(420, 200)], labels=[1], object_id="swan")
+        found: list = []
+        done = threading.Event()
+        if beside:
+            frame = stream.discovery_input()
+
+            def discover_loop(stream=stream, frame=frame, found=found, done=done):
+                while not done.is_set():  # passes overlap every tracked frame below
+                    found.append(len(stream.discover(SMALL, frame=frame)))
+
+            worker = threading.Thread(target=discover_loop)
+            worker.start()
+        results = [stream.track(frame) for frame in frames[1:4]]
+        done.set()
+        if beside:
+            worker.join()
+            assert found and found[0] > 0  # the passes ran and found masks
+        runs[beside] = (results, stream.feature_history("swan"))
+        stream.release()
+    (plain, plain_history), (beside, beside_history) = runs[False], runs[True]
+    for a, b in zip(plain, beside, strict=True):
+        assert torch.equal(a.objects["swan"].mask_logits, b.objects["swan"].mask_logits)
+    assert len(plain_history) == len(beside_history) == 4
+    for a, b in zip(plain_history, beside_history, strict=True):
+        assert torch.equal(a.image_embedding, b.image_embedding)
+        assert torch.equal(a.mask_tokens, b.mask_tokens)

@@ -274,10 +274,17 @@ class FramePipeline:
         tracker's errors (no frame yet, a region outside the image); nothing changes then.
         The new objects are observed at once, so the scheduler describes them first (never
         described objects lead its queue).
+
+        The pass does not hold the lock (tracking goes on beside it); its masks prompt the
+        objects on the newest frame, which is the frame they were found on unless tracking
+        moved on during the pass (a slow pass on a moving camera prompts slightly stale
+        masks; the tracker corrects them over the next frames).
         """
         started = time.perf_counter()
+        with self.lock:  # the frame, taken at once; the pass runs beside tracking
+            frame = self.tracker.discovery_input()
+        found = self.tracker.discover(config, region, frame=frame)
         with self.lock:
-            found = self.tracker.discover(config, region)
             wanted = found if max_new is None else found[: max(0, max_new)]
             room = max(0, self.config.max_objects - len(self.tracker.object_ids))
             added = []

@@ -252,6 +252,8 @@ class ObjectServices:
     def discover_where_due(self) -> list[str]:
         """A pass on every camera with a frame whose last pass is discovery.period_s old or
         older (periodic mode, find_objects with discover); returns the ids added."""
+        from pam_ros.tracking import NoFrameError  # torch loads with the models, not before
+
         period = self.node.params.discovery_period_s
         added = []
         for camera in self.node.cameras.values():
@@ -260,7 +262,10 @@ class ObjectServices:
                 continue
             if last is not None and time.monotonic() - last < period:
                 continue
-            added += [a.object_id for a in self.discover(camera).added]
+            try:
+                added += [a.object_id for a in self.discover(camera).added]
+            except NoFrameError:  # reset since its last frame: nothing to look at yet
+                continue
         return added
 
     @never_raises

@@ -86,6 +86,7 @@ from pam_ros.ros.semantic_services import DescribeObjectAction, FindObjectsServi
 
 NODE_NAME = "pam_ros"
 WORKER_POLL_S = 0.2
+DISCOVERY_POLL_S = 0.25  # how often the discovery thread looks whether a pass is due
 # Tracking, semantics and the executor's callbacks share one interpreter. With Python's default
 # 5 ms GIL switch interval a thread woken for an image or a service call can wait many
 # intervals behind the model threads (seen: a 100 Hz publisher in the node's process managed
@@ -143,6 +144,7 @@ class PamNode(LifecycleNode):
         self._failure_window = ErrorWindow(ERROR_WINDOW_PERIODS * self.params.diagnostics_period_s)
         self._stop_worker = threading.Event()
         self._worker: threading.Thread | None = None
+        self._discovery_worker: threading.Thread | None = None
         self.heap_trimmer = HeapTrimmer(self.params.memory_trim_period_s)
         self.delivery = DeliveryCounters()  # QoS events of all subscriptions and publishers
 
@@ -289,6 +291,10 @@ class PamNode(LifecycleNode):
             target=self._tracking_loop, name="pam_tracking", daemon=True
         )
         self._worker.start()
+        self._discovery_worker = threading.Thread(
+            target=self._discovery_loop, name="pam_discovery", daemon=True
+        )
+        self._discovery_worker.start()
         if self.scheduler is not None:
             self.scheduler.start()
         self._restart_overlay_timer()
@@ -321,9 +327,10 @@ class PamNode(LifecycleNode):
             camera.unsubscribe()
         self._stop_worker.set()
         self._frames_ready.set()
-        if self._worker is not None:
-            self._worker.join(timeout=60.0)
-            self._worker = None
+        for worker in (self._worker, self._discovery_worker):
+            if worker is not None:
+                worker.join(timeout=60.0)
+        self._worker = self._discovery_worker = None
         for camera in self.cameras.values():
             camera.slot.clear()
         if self.scheduler is not None:
@@ -479,8 +486,6 @@ class PamNode(LifecycleNode):
         for name, output in outputs.items():
             item = pending[name]
             self.cameras[name].publish(output, item.msg.header, item.arrival, params)
-        if params.discovery_mode == "periodic":  # between frames, where a pass is due
-            self._periodic_discovery()
         finished = time.perf_counter()
         self.timings.append(
             FrameTimings(
@@ -491,14 +496,22 @@ class PamNode(LifecycleNode):
             )
         )
 
-    def _periodic_discovery(self) -> None:
-        try:
-            self.objects.discover_where_due()
-        except Exception as exc:  # a pass that fails never stops tracking
-            for camera in self.cameras.values():
-                camera.count_error("frame_failures", f"discovery failed: {exc!r}")
-            if self._failure_log.allow(f"discovery {type(exc).__name__}"):
-                self.get_logger().error(f"discovery failed, tracking goes on: {exc!r}")
+    def _discovery_loop(self) -> None:
+        """`pam_discovery` thread: in periodic mode, a pass on every camera whose last one is
+        discovery.period_s old. Beside tracking, never in its way: the pass holds the
+        pipeline's lock only to read the frame and to add what it found."""
+        while not self._stop_worker.wait(DISCOVERY_POLL_S):
+            if self.params.discovery_mode != "periodic":
+                continue
+            try:
+                self.objects.discover_where_due()
+            except Exception as exc:  # a pass that fails never stops tracking or this loop
+                if self._stop_worker.is_set():
+                    return
+                for camera in self.cameras.values():
+                    camera.count_error("frame_failures", f"discovery failed: {exc!r}")
+                if self._failure_log.allow(f"discovery {type(exc).__name__}"):
+                    self.get_logger().error(f"discovery failed, tracking goes on: {exc!r}")
 
     def _publish_overlay(self) -> None:
         """Overlay timer: draw each camera's newest tracked frame once."""

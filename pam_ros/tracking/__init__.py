@@ -30,6 +30,7 @@ from pam_ros.tracking.multi_stream import (
 )
 from pam_ros.tracking.streaming_tracker import (
     BoxPrompt,
+    DiscoveryInput,
     FrameResult,
     ObjectResult,
     PointPrompt,
@@ -42,6 +43,7 @@ __all__ = [
     "DiscoveredObject",
     "DiscoveryConfig",
     "DiscoveryConfigError",
+    "DiscoveryInput",
     "DuplicateObjectError",
     "DuplicateStreamError",
     "FrameResult",

@@ -20,6 +20,7 @@ The last one assembles a `DecoderTap`.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -73,9 +74,10 @@ class MaskDecoderFeatureTap:
     """Forward hooks on a `MaskDecoder` that record a `DecoderTap` per decoder call.
 
     Use: `tap.start()`, run the model, then `tap.stop()` returns the taps of the decoder
-    calls in between, oldest first. Calls outside start/stop (e.g. another tracker sharing
-    the model) and calls inside `paused()` (e.g. a discovery pass's grid of clicks) are not
-    recorded. Hooks stay until `remove()`.
+    calls in between, oldest first. Only calls made on the thread that called `start()` are
+    recorded: calls outside start/stop (e.g. another tracker sharing the model), calls inside
+    `paused()` and calls from other threads (a discovery pass running beside tracking) are
+    not. Hooks stay until `remove()`.
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class MaskDecoderFeatureTap:
         self._pending: dict[str, torch.Tensor] = {}
         self._taps: list[DecoderTap] = []
         self._recording = False
+        self._owner: int | None = None  # the thread whose decoder calls are recorded
         self._handles = [
             decoder.transformer.register_forward_hook(self._on_transformer),
             decoder.iou_prediction_head.register_forward_hook(self._on_iou_head),
@@ -103,7 +106,7 @@ class MaskDecoderFeatureTap:
         ]
 
     def _on_transformer(self, module, args, output) -> None:
-        if not self._recording:
+        if not self._recording or threading.get_ident() != self._owner:
             return
         hs, keys = output  # (B, T, C), (B, S*S, C)
         image_embeddings = args[0]  # (B, C, S, S)
@@ -115,12 +118,12 @@ class MaskDecoderFeatureTap:
         }
 
     def _on_iou_head(self, module, args, output) -> None:
-        if not self._recording:
+        if not self._recording or threading.get_ident() != self._owner:
             return
         self._pending["iou_predictions"] = output  # (B, 4)
 
     def _on_decoder(self, module, args, kwargs, output) -> None:
-        if not self._recording:
+        if not self._recording or threading.get_ident() != self._owner:
             return
         multimask = kwargs.get("multimask_output", args[4] if len(args) > 4 else False)
         if multimask:
@@ -138,6 +141,7 @@ class MaskDecoderFeatureTap:
 
     def start(self) -> None:
         self._pending, self._taps, self._recording = {}, [], True
+        self._owner = threading.get_ident()
 
     def stop(self) -> list[DecoderTap]:
         taps, self._pending, self._taps, self._recording = self._taps, {}, [], False
@@ -146,7 +150,11 @@ class MaskDecoderFeatureTap:
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
         """Decoder calls inside this block are not recorded; a recording in progress goes on
-        afterwards with what it had."""
+        afterwards with what it had. From another thread than the recording one this changes
+        nothing (that thread's calls are not recorded anyway, and the recording must go on)."""
+        if threading.get_ident() != self._owner:
+            yield
+            return
         recording, pending = self._recording, self._pending
         self._recording, self._pending = False, {}
         try:

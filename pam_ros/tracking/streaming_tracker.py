@@ -94,6 +94,16 @@ class FrameResult:
     stamp_ns: int = 0
 
 
+@dataclass(frozen=True)
+class DiscoveryInput:
+    """A tracked frame as a discovery pass reads it (`StreamingTracker.discovery_input`)."""
+
+    frame_index: int
+    backbone_out: dict  # sam2's forward_image output for the frame (batch of 1)
+    frame_size: tuple[int, int]  # (H, W)
+    tracked_masks: list  # (H, W) bool masks of the objects tracked on that frame
+
+
 @dataclass
 class _Frame:
     """The most recent frame: what `add_object` prompts on."""
@@ -247,36 +257,51 @@ class StreamingTracker:
         self._last_result = replace(last, objects={**last.objects, **results})
         return object_id
 
+    def discovery_input(self) -> DiscoveryInput:
+        """What a discovery pass on the most recent tracked frame needs, taken at once.
+
+        Take it where tracking cannot run meanwhile (e.g. under the lock that guards the
+        tracker); `discover(..., frame=it)` can then run without that lock, beside tracking:
+        it only reads these tensors and the model's weights, and the feature tap records only
+        the tracking thread's decoder calls.
+        """
+        self._check_alive()
+        if self._frame is None:
+            raise NoFrameError("discover needs a frame to look at: call track(frame) first")
+        frame, last = self._frame, self._last_result
+        tracked = (
+            [r.mask for r in last.objects.values()]
+            if last is not None and last.frame_index == frame.index
+            else []
+        )
+        return DiscoveryInput(frame.index, frame.backbone_out, (frame.height, frame.width), tracked)
+
     def discover(
-        self, config: DiscoveryConfig | None = None, region: Sequence[int] | None = None
+        self,
+        config: DiscoveryConfig | None = None,
+        region: Sequence[int] | None = None,
+        frame: DiscoveryInput | None = None,
     ) -> list[DiscoveredObject]:
         """Find untracked objects on the most recent tracked frame (see `discovery`).
 
         Runs SAM 2's automatic mask generation on the frame's features already computed by
         `track` (no second image-encoder pass). Masks mostly covered by objects tracked on
         that frame are left out (`DiscoveryConfig.max_overlap_with_tracked`). region:
-        (x0, y0, x1, y1) inclusive-exclusive pixels to lay the click grid over. Adds no
-        object and changes no object's features; returns the masks best first.
+        (x0, y0, x1, y1) inclusive-exclusive pixels to lay the click grid over; frame: a
+        `discovery_input()` taken earlier (default: taken now). Adds no object and changes no
+        object's features; returns the masks best first.
         """
         self._check_alive()
-        if self._frame is None:
-            raise NoFrameError("discover needs a frame to look at: call track(frame) first")
         config = DiscoveryConfig() if config is None else config
-        frame = self._frame
-        last = self._last_result
-        tracked = (
-            [r.mask for r in last.objects.values()]
-            if last is not None and last.frame_index == frame.index
-            else []
-        )
+        frame = self.discovery_input() if frame is None else frame
         with self.feature_tap.paused():
             return discover_objects(
                 self.model,
                 frame.backbone_out,
-                (frame.height, frame.width),
+                frame.frame_size,
                 config,
                 region=region,
-                exclude_masks=tracked,
+                exclude_masks=frame.tracked_masks,
                 compute_dtype=self.compute_dtype,
             )
 
