@@ -205,7 +205,28 @@ def test_two_cameras_one_node_over_dds(ros_context, checkpoints):
                     mask = tracked_mask(obj)
                     assert mask.shape == (height, width)
                     assert 0 < np.count_nonzero(mask) < 0.9 * mask.size, (camera, obj.id)
-        # Frames waiting on both cameras were encoded together at least once.
+        # Frames waiting on both cameras are encoded together. Made certain here: while the
+        # tracking thread is held at the pipelines' lock with head frame 30, wrist frame 30 and
+        # head frame 31 arrive; released, it takes both waiting frames in one encoder pass.
+        received = {c: node.cameras[c].counters.frames_received for c in ("head", "wrist")}
+        with node.pipelines.lock:
+            h.publish("head", 30)
+            wait_for(lambda: node.cameras["head"].counters.frames_received > received["head"],
+                     what="head frame 30")  # fmt: skip
+            time.sleep(0.5)  # the tracking thread takes it and waits for the lock
+            h.publish("wrist", 30)
+            h.publish("head", 31)
+            wait_for(
+                lambda: (
+                    node.cameras["wrist"].counters.frames_received > received["wrist"]
+                    and node.cameras["head"].counters.frames_received > received["head"] + 1
+                ),
+                what="wrist frame 30 and head frame 31",
+            )
+        wait_for(
+            lambda: any(stamp_to_ns(m.header.stamp) == stamp_of(30) for m in h.tracked["wrist"]),
+            what="wrist frame 30 tracked",
+        )
         tracker = node.tracker
         assert tracker.encoded_frames > tracker.encoder_passes, (
             tracker.encoded_frames,

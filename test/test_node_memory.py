@@ -99,8 +99,10 @@ def test_configure_cleanup_cycles_give_memory_back(checkpoints):
     assert taken > 100 * MB, (start, active)
     for value in cleaned:
         assert value - start <= 0.15 * taken, (start, active, cleaned)
-    # ... and the process stays flat over the cycles (within 5 %)
-    assert cleaned[-1] <= 1.05 * cleaned[0], (cleaned, active)
+    # ... and the process stays flat over the cycles: no growth from cycle to cycle beyond the
+    # allocator's noise (measured: +-5 % of the level, no trend); a leak of a tenth of what a
+    # cycle takes would add up past this over the cycles
+    assert cleaned[-1] - cleaned[0] <= 0.15 * taken, (cleaned, active)
 
 
 def test_heap_trimmer_trims_once_per_period():
