@@ -41,7 +41,13 @@ def _malloc_trim() -> bool:
 
 
 def give_back_memory(device: str = "cpu") -> None:
-    """Call after the last reference to released models is dropped."""
+    """Call after the last reference to released models is dropped (compiled code too:
+    torch.compile's caches are reset where torch.compile was used in this process)."""
+    import sys
+
+    dynamo = sys.modules.get("torch._dynamo")
+    if dynamo is not None:
+        dynamo.reset()
     gc.collect()
     if device.startswith("cuda"):
         import torch
