@@ -94,6 +94,7 @@ def test_all_finite_is_one_check_per_tensor():
 # ---------------------------------------------------------------- release
 
 
+@pytest.mark.slow  # ~20 s: builds the tiny tracker + engine, tracks and describes
 def test_models_release_leaves_nothing_reachable(checkpoints):
     """After `Models.release()` + gc no model module, feature tensor, tracker, engine or
     scheduler is alive (and, on CUDA, no tensor memory is allocated)."""
@@ -180,6 +181,7 @@ def test_compiled_perceiver_compiles_at_load_only(checkpoints):
     assert resampler() is None  # dynamo's caches reset: the compiled module is gone
 
 
+@pytest.mark.slow  # ~40 s alone on 2 cores: dynamo traces Hiera three times
 def test_compiled_sam2_encoder_takes_any_camera_count_after_warmup():
     from pam_ros.testing.random_sam2 import build_random_sam2
     from pam_ros.tracking import TrackerConfig

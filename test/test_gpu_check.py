@@ -8,9 +8,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 
 
+@pytest.mark.slow  # ~90 s on 2 cores: every section with tiny random models
 def test_gpu_check_quick_on_cpu_reports_every_section(tmp_path):
     out = tmp_path / "report.json"
     done = subprocess.run(

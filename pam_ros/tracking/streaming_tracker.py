@@ -657,8 +657,8 @@ def compile_sam2(
 
     - the image encoder: the batch is the number of cameras in one pass (the side is fixed);
       automatic dynamic shapes (dynamic=None) compile batch 1 and, on the first other size,
-      one graph with a symbolic batch for every larger one; both are compiled here (warm-up
-      at build, not on the first frames);
+      one graph with a symbolic batch for every larger one (up to 15 cameras); both are
+      compiled here (warm-up at build, not on the first frames);
     - memory attention: objects per cohort and memory tokens vary (dynamic=True); compiled
       on the first frames with objects.
 
@@ -678,7 +678,9 @@ def compile_sam2(
         stack.enter_context(role_stream("tracking", device))
         if compute_dtype != torch.float32:
             stack.enter_context(torch.autocast(device.type, dtype=compute_dtype))
-        for batch in (1, 2):
+        # twice: the first pass fills sam2's position-encoding cache, which dynamo's guards
+        # read, so batch 1 compiles again with the cache filled (then never again)
+        for batch in (1, 2, 1, 2):
             model.forward_image(
                 torch.zeros(batch, 3, model.image_size, model.image_size, device=device)
             )
