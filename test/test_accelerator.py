@@ -141,6 +141,32 @@ def test_models_release_leaves_nothing_reachable(checkpoints):
         assert torch.cuda.memory_allocated() == before
 
 
+def test_failed_build_leaves_nothing_reachable(checkpoints, tmp_path, monkeypatch):
+    """A configure whose engine fails to load releases the tracker already built: after the
+    error is gone nothing of it is alive."""
+    from pam_ros.core.memory import give_back_memory
+    from pam_ros.pipeline import models as models_module
+    from pam_ros.tracking import TrackerConfig
+
+    built = []
+
+    def build_tracker(config):
+        tracker = models_module.__dict__["_build_tracker"](config)
+        built.append((weakref.ref(tracker), weakref.ref(tracker.model)))
+        return tracker
+
+    monkeypatch.setitem(models_module.__dict__, "_build_tracker", models_module.build_tracker)
+    monkeypatch.setattr(models_module, "build_tracker", build_tracker)
+    settings = models_module.ModelSettings(
+        TrackerConfig(model_size="tiny", image_size=256, checkpoint=checkpoints[0]),
+        semantics_model=str(tmp_path / "no_such_pam"),
+    )
+    with pytest.raises(Exception, match="no_such_pam"):
+        models_module.build_models(settings)
+    give_back_memory("cpu")
+    assert built and all(ref() is None for pair in built for ref in pair)
+
+
 # ---------------------------------------------------------------- compile
 
 
