@@ -138,7 +138,7 @@ def test_models_release_leaves_nothing_reachable(checkpoints):
     alive = [name for name, ref in refs.items() if ref() is not None]
     assert alive == []
     if cuda:
-        assert torch.cuda.memory_allocated() == before
+        assert torch.cuda.memory_allocated() <= before  # cuBLAS workspaces cleared too
 
 
 def test_failed_build_leaves_nothing_reachable(checkpoints, tmp_path, monkeypatch):

@@ -53,6 +53,12 @@ def give_back_memory(device: str = "cpu") -> None:
         import torch
 
         if torch.cuda.is_available():
+            # work still queued on the tracking / semantics streams keeps its blocks: finish it
+            torch.cuda.synchronize()
+            # cuBLAS keeps a workspace per (handle, stream), counted as allocated memory
+            clear_workspaces = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)
+            if clear_workspaces is not None:
+                clear_workspaces()
             torch.cuda.empty_cache()
     _malloc_trim()
 

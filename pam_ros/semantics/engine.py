@@ -291,7 +291,8 @@ class SemanticEngine:
         compile: bool = False,
         warmup_grid_size: int = 64,
     ) -> SemanticEngine:
-        """Load a PAM checkpoint folder (or hub id). dtype "auto": bf16 on CUDA, fp32 on CPU.
+        """Load a PAM checkpoint folder (or hub id). dtype "auto": bf16 on CUDA devices that
+        compute it, else fp32 (`pam_ros.core.accelerator.choose_dtype`); fp32 on CPU.
 
         decoding: "greedy" (pure argmax) or "official" (greedy + the checkpoint's repetition
         penalty over generated tokens, reproducing the official output token for token).
@@ -456,9 +457,13 @@ class SemanticEngine:
         tracking stream's queued work, whose features it reads; no-op streams on the CPU)."""
         stack = contextlib.ExitStack()
         stack.enter_context(self._lock)
-        stack.enter_context(torch.inference_mode())
-        stack.enter_context(role_stream("semantics", self.device))
-        wait_for_role("tracking", self.device)
+        try:
+            stack.enter_context(torch.inference_mode())
+            stack.enter_context(role_stream("semantics", self.device))
+            wait_for_role("tracking", self.device)
+        except BaseException:
+            stack.close()  # never leave the lock held
+            raise
         return stack
 
     # ------------------------------------------------------------------ shared work
@@ -545,6 +550,7 @@ class SemanticEngine:
             self.tokenizer = None
             self._prompt_ids.cache_clear()
         if self.compiled:  # dynamo's caches keep the compiled module's code and guards
+            # (process-wide: a compiled tracker still in use compiles again on its next frame)
             forget_compiled_code()
         gc.collect()
         if self.device.type == "cuda":
