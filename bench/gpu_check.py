@@ -8,14 +8,16 @@ Sections (each one's failure is recorded under "errors" and the others still run
 - environment: torch, device name, bf16 support, what dtype "auto" chose per model and why;
 - parity: the tracker (SAM 2.1-tiny, random weights) on the device in float32 against the CPU
   result on the same real frames (mask IoU, max |logit| difference), and the device's "auto"
-  dtype (bfloat16 on a recent GPU) against its float32 result;
+  dtype (bfloat16 on a recent GPU) and, on CUDA, float16 against its float32 result;
 - speed: tracking frames/s of SAM 2.1 tiny and large (random weights in the real
   architectures) at 512 and 1024 px with 1, 4 and 8 objects;
 - stall: tracking frames/s while the semantic engine is idle and while another thread keeps it
   busy (video captions, as the semantic worker does); stall_ratio = busy / idle (1.0: no stall);
 - semantics: category time to first token and decode tokens/s, PAM-1.5B layout (random weights);
-- agreement: answers (token ids) of the engine in the auto dtype against float32 on the same
-  features: the fraction of identical answers and of identical first tokens;
+- agreement: answers (token ids) of the engine in the auto dtype (and float16 on CUDA) against
+  float32 on the same features: the fraction of identical answers and of identical first
+  tokens; and the equality promises (batched = one by one, prefix cache = recompute, the same
+  input twice) in each dtype;
 - memory: device memory allocated / reserved and host RSS before configure, active (models
   built, tracking, describing), and after `Models.release()` + `give_back_memory`.
 
@@ -153,6 +155,9 @@ def parity(args, device: torch.device) -> dict:
     low_run = run_tracker(tracker("tiny", size, str(device), low), frames, 2)
     report["low_precision"] = choose_dtype(low, device, "tracker").name
     report["low_precision_vs_float32"] = compare(here, low_run)
+    if device.type == "cuda":  # the figures that decide FLOAT16_STABLE["tracker"]
+        half = run_tracker(tracker("tiny", size, str(device), "float16"), frames, 2)
+        report["float16_vs_float32"] = compare(here, half)
     return report
 
 
@@ -268,7 +273,8 @@ def agreement(args, device: torch.device, pam: Path) -> dict:
         for kind in ("category", "caption")
     ]
     answers, promises = {}, {}
-    for dtype in ("float32", low):
+    dtypes = ["float32", low] + (["float16"] if device.type == "cuda" else [])
+    for dtype in dtypes:
         engine = SemanticEngine.from_pretrained(pam, device=device, dtype=dtype)
         batched = [d.token_ids for d in engine.describe(requests)]
         answers[dtype] = batched
@@ -287,13 +293,16 @@ def agreement(args, device: torch.device, pam: Path) -> dict:
         engine.release()
     a, b = answers["float32"], answers[low]
     t.release()
-    return {
+    report = {
         "low_precision": choose_dtype(low, device, "semantics").name,
         "answers": len(a),
         "identical_fraction": _same(a, b),
         "same_first_token_fraction": _same([x[:1] for x in a], [y[:1] for y in b]),
         "promises": promises,
     }
+    if "float16" in answers:  # the figures that decide FLOAT16_STABLE["semantics"]
+        report["float16_identical_fraction"] = _same(a, answers["float16"])
+    return report
 
 
 def _same(a: list, b: list) -> float:

@@ -29,8 +29,8 @@ YES, NO = (lambda: True), (lambda: False)
         ("cpu", YES, YES, "semantics", torch.float32),
         ("cuda", YES, YES, "tracker", torch.bfloat16),  # Ampere+, Orin
         ("cuda", YES, YES, "semantics", torch.bfloat16),
-        ("cuda", YES, NO, "tracker", torch.float16),  # T4, V100, Xavier: autocast fp16
-        ("cuda", YES, NO, "semantics", torch.float32),  # LLM not known stable in fp16
+        ("cuda", YES, NO, "tracker", torch.float32),  # T4, V100, Xavier: fp16 not verified
+        ("cuda", YES, NO, "semantics", torch.float32),
         ("cuda:1", NO, NO, "tracker", torch.float32),
     ],
 )
@@ -39,6 +39,14 @@ def test_auto_dtype_follows_the_device(device, available, bf16, model, expected)
                           is_bf16_supported=bf16)  # fmt: skip
     assert choice.dtype == expected
     assert choice.reason
+
+
+def test_auto_takes_float16_for_a_model_marked_stable(monkeypatch):
+    monkeypatch.setitem(accelerator.FLOAT16_STABLE, "tracker", True)
+    choice = choose_dtype("auto", "cuda", "tracker", is_available=YES, is_bf16_supported=NO)
+    assert choice.dtype == torch.float16 and "float16" in choice.reason
+    semantics = choose_dtype("auto", "cuda", "semantics", is_available=YES, is_bf16_supported=NO)
+    assert semantics.dtype == torch.float32 and "not verified" in semantics.reason
 
 
 def test_asked_dtypes_are_kept_and_unknown_ones_refused():
@@ -57,7 +65,7 @@ def test_engine_and_tracker_config_use_the_choice(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     cuda = torch.device("cuda")
     assert _resolve_dtype("auto", cuda) == torch.float32
-    assert TrackerConfig(model_size="tiny", device="cuda").compute_dtype == torch.float16
+    assert TrackerConfig(model_size="tiny", device="cuda").compute_dtype == torch.float32
     monkeypatch.setattr(accelerator, "_bf16_supported", lambda: True)
     assert _resolve_dtype("auto", cuda) == torch.bfloat16
     assert TrackerConfig(model_size="tiny", device="cuda").compute_dtype == torch.bfloat16

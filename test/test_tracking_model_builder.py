@@ -102,5 +102,6 @@ def test_dtype_policy(monkeypatch):
     monkeypatch.setattr(accelerator, "_bf16_supported", lambda: True)
     assert TrackerConfig(device="cuda").compute_dtype == torch.bfloat16
     monkeypatch.setattr(accelerator, "_bf16_supported", lambda: False)  # T4, V100, Xavier
-    assert TrackerConfig(device="cuda").compute_dtype == torch.float16
+    assert TrackerConfig(device="cuda").compute_dtype == torch.float32  # fp16 not verified
+    assert TrackerConfig(device="cuda", dtype="float16").compute_dtype == torch.float16
     assert TrackerConfig(device="cuda", dtype="float32").compute_dtype == torch.float32

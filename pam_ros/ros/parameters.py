@@ -137,8 +137,7 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "dtype",
         "auto",
-        "model dtype; auto: bfloat16 on CUDA devices that compute it (else float16 tracker, "
-        "float32 LLM), float32 on CPU",
+        "model dtype; auto: bfloat16 on CUDA devices that compute it, else float32",
         choices=DTYPES,
         read_only=True,
     ),

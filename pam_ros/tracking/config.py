@@ -43,8 +43,8 @@ class TrackerConfig:
         that does not exist is an error (never downloaded into). None looks in
         `checkpoint_dir` and downloads there where a network exists and allow_download.
     device: "cpu", "cuda" or "cuda:N".
-    dtype: "auto" (autocast in bfloat16 on CUDA devices that compute it, else float16; float32
-        on CPU: `pam_ros.core.accelerator.choose_dtype`), "float32", "bfloat16" or "float16".
+    dtype: "auto" (autocast in bfloat16 on CUDA devices that compute it, else float32:
+        `pam_ros.core.accelerator.choose_dtype`), "float32", "bfloat16" or "float16".
     num_maskmem: memory frames attended to per object (the prompt frame + num_maskmem - 1
         most recent frames). Official checkpoints need 7.
     max_obj_ptrs: object pointers attended to per object (prompt frame's + most recent).
@@ -120,7 +120,7 @@ class TrackerConfig:
     @property
     def compute_dtype(self) -> torch.dtype:
         """The autocast dtype (`pam_ros.core.accelerator.choose_dtype`): under "auto" bfloat16
-        on CUDA devices that compute it, else float16; float32 on CPU."""
+        on CUDA devices that compute it, else float32."""
         from pam_ros.core.accelerator import choose_dtype
 
         return choose_dtype(self.dtype, self.torch_device, "tracker").dtype
