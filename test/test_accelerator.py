@@ -72,10 +72,20 @@ def test_engine_and_tracker_config_use_the_choice(monkeypatch):
     assert TrackerConfig(model_size="tiny", dtype="float16").compute_dtype == torch.float16
 
 
-def test_one_log_line_says_what_and_why(caplog):
-    with caplog.at_level(logging.INFO, logger=accelerator.__name__):
+def test_one_log_line_says_what_and_why():
+    records = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append
+    logger = logging.getLogger(accelerator.__name__)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
         line = accelerator.log_dtype_choices("auto", "cpu", ("tracker", "semantics"))
-    assert caplog.messages == [line]
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert [r.getMessage() for r in records] == [line]
     assert "tracker float32" in line and "semantics float32" in line and "auto on cpu" in line
 
 
