@@ -527,11 +527,11 @@ class SemanticEngine:
         return prefixes
 
     def _batch_cache(
-        self, batch: list[_Prepared], mask: Tensor, prefixes: dict
+        self, batch: list[_Prepared], padded: bool, prefixes: dict
     ) -> DynamicCache | None:
         """A cache holding each row's shared prefix, or None where it cannot be used: a row
-        without one, or left padding (which would shift the prefix's positions)."""
-        if not prefixes or not bool(mask.all()):
+        without one, or left padding (`padded`: it would shift the prefix's positions)."""
+        if not prefixes or padded:
             return None
         entries = [prefixes.get(self._frames_key(p)) for p in batch]
         if any(entry is None for entry in entries):
@@ -686,6 +686,11 @@ class SemanticEngine:
             return visual.video_block(emb, tok)
         return visual.image_block(emb[:, 0], tok[:, 0])
 
+    def _sequence_length(self, p: _Prepared, blocks: dict[tuple, Tensor]) -> int:
+        """Vectors of one request's prompt (text + its visual block), from shapes only."""
+        ids_before, ids_after = self._prompt_ids(p.kind, p.language, p.history)
+        return len(ids_before) + len(ids_after) + blocks[self._frames_key(p)].shape[0]
+
     def _batch_inputs(
         self,
         batch: list[_Prepared],
@@ -761,7 +766,9 @@ class SemanticEngine:
         """One generate over same-shape requests (call under the lock, in inference mode)."""
         start = time.perf_counter()
         embeds, mask = self._batch_inputs(batch, shared_blocks=blocks)
-        cache = self._batch_cache(batch, mask, prefixes)  # generate prefills only the rest
+        # rows of different lengths are left-padded: known from the lengths, no host sync
+        lengths = {self._sequence_length(p, blocks) for p in batch}
+        cache = self._batch_cache(batch, len(lengths) > 1, prefixes)  # prefill only the rest
         clock = _FirstLogitsClock()
         out = self._generate(embeds, mask, batch[0].max_new_tokens, clock=clock, cache=cache)
         rows = out.tolist()  # waits for this (the semantics) stream only
