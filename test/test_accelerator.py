@@ -109,6 +109,48 @@ def test_all_finite_is_one_check_per_tensor():
                        torch.tensor([float("-inf")])]) == [True, True, False, False]  # fmt: skip
 
 
+def test_tracker_and_engine_run_under_their_own_roles(checkpoints, monkeypatch):
+    """The wiring the CUDA streams rely on, recorded on the CPU: every tracker step runs
+    under the "tracking" role, every engine call under "semantics", ordered after
+    "tracking" before it reads the tracker's features, which it marks as in use."""
+    import contextlib
+
+    from pam_ros.semantics import DescribeRequest, SemanticEngine
+    from pam_ros.semantics import engine as engine_module
+    from pam_ros.tracking import StreamingTracker, TrackerConfig
+    from pam_ros.tracking import streaming_tracker as tracker_module
+
+    entered, waited, kept = [], [], []
+
+    @contextlib.contextmanager
+    def recording_stream(role, device):
+        entered.append(role)
+        yield
+
+    for module in (engine_module, tracker_module):
+        monkeypatch.setattr(module, "role_stream", recording_stream)
+    monkeypatch.setattr(engine_module, "wait_for_role", lambda role, device: waited.append(role))
+    monkeypatch.setattr(engine_module, "keep_for_current_stream", lambda ts: kept.extend(ts))
+    sam, pam = checkpoints
+    tracker = StreamingTracker.from_config(
+        TrackerConfig(model_size="tiny", image_size=256, checkpoint=sam)
+    )
+    frame = np.zeros((64, 64, 3), np.uint8)
+    tracker.track(frame)
+    object_id = tracker.add_object(points=[(30, 30)], labels=[1])
+    tracker.track(frame)
+    assert entered and set(entered) == {"tracking"}
+    features = tracker.latest_features(object_id)
+    entered.clear()
+    engine = SemanticEngine.from_pretrained(pam)
+    engine.describe([DescribeRequest("category", [features], max_new_tokens=1)])
+    assert set(entered) == {"semantics"} and set(waited) == {"tracking"}
+    assert any(t is features.image_embedding for t in kept)
+    assert any(t is features.mask_tokens for t in kept)
+    tracker.release()
+    engine.release()
+
+
 # ---------------------------------------------------------------- release
 
 
