@@ -94,7 +94,14 @@ def test_not_a_checkpoint(tmp_path):
         build_sam2_model(TrackerConfig(model_size="tiny", image_size=256, checkpoint=path))
 
 
-def test_dtype_policy():
+def test_dtype_policy(monkeypatch):
+    from pam_ros.core import accelerator
+
     assert TrackerConfig(device="cpu").compute_dtype == torch.float32
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(accelerator, "_bf16_supported", lambda: True)
     assert TrackerConfig(device="cuda").compute_dtype == torch.bfloat16
+    monkeypatch.setattr(accelerator, "_bf16_supported", lambda: False)  # T4, V100, Xavier
+    assert TrackerConfig(device="cuda").compute_dtype == torch.float32  # fp16 not verified
+    assert TrackerConfig(device="cuda", dtype="float16").compute_dtype == torch.float16
     assert TrackerConfig(device="cuda", dtype="float32").compute_dtype == torch.float32

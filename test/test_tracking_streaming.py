@@ -317,4 +317,4 @@ def test_config_errors():
     with pytest.raises(TrackerConfigError, match="num_maskmem"):
         TrackerConfig(num_maskmem=9)
     with pytest.raises(TrackerConfigError, match="dtype"):
-        TrackerConfig(dtype="float16")
+        TrackerConfig(dtype="float64")

@@ -41,12 +41,24 @@ def _malloc_trim() -> bool:
 
 
 def give_back_memory(device: str = "cpu") -> None:
-    """Call after the last reference to released models is dropped."""
+    """Call after the last reference to released models is dropped (compiled code too:
+    torch.compile's caches are reset where torch.compile was used in this process)."""
+    import sys
+
+    dynamo = sys.modules.get("torch._dynamo")
+    if dynamo is not None:
+        dynamo.reset()
     gc.collect()
     if device.startswith("cuda"):
         import torch
 
         if torch.cuda.is_available():
+            # work still queued on the tracking / semantics streams keeps its blocks: finish it
+            torch.cuda.synchronize()
+            # cuBLAS keeps a workspace per (handle, stream), counted as allocated memory
+            clear_workspaces = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)
+            if clear_workspaces is not None:
+                clear_workspaces()
             torch.cuda.empty_cache()
     _malloc_trim()
 

@@ -11,8 +11,9 @@ import numpy as np
 # SAM 2.1 tracker variants (checkpoints sam2.1_hiera_<size>.pt).
 MODEL_SIZES = ("tiny", "small", "base_plus", "large")
 
-# Compute dtypes a user may ask for: "auto" chooses per device.
-DTYPES = ("auto", "float32", "bfloat16")
+# Compute dtypes a user may ask for: "auto" chooses per device (pam_ros.core.accelerator:
+# bfloat16 where the CUDA device computes it, else float16 / float32 per model; CPU float32).
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 # PAM's descriptions (spec 6): the image kinds describe one frame, the video kind 16 frames.
 IMAGE_KINDS = ("category", "explain", "caption", "detailed_caption")

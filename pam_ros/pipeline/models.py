@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pam_ros.core.accelerator import forget_compiled_code, log_dtype_choices
 from pam_ros.core.vocabulary import ENGINE_MAX_BATCH_SIZE
 from pam_ros.pipeline.semantics_scheduler import SchedulerConfig, SemanticsScheduler
 
@@ -45,12 +46,16 @@ class Models:
     scheduler: SemanticsScheduler | None = None
 
     def release(self) -> None:
+        """Stop the scheduler, release both models and drop every reference to them (compiled
+        code included); `give_back_memory(device)` then returns the freed memory."""
         if self.scheduler is not None:
             self.scheduler.stop()
-        self.tracker.release()
+        if self.tracker is not None:
+            self.tracker.release()
         if self.engine is not None:
             self.engine.release()
         self.tracker = self.engine = self.scheduler = None
+        forget_compiled_code()
 
 
 def resolve_device(device: str) -> str:
@@ -91,6 +96,11 @@ def build_models(
         device=device,
         checkpoint=os.path.expanduser(settings.tracker.checkpoint or "") or None,
     )
+    log_dtype_choices(
+        tracker_config.dtype,
+        device,
+        ("tracker", "semantics") if settings.semantics_model else ("tracker",),
+    )
     tracker = build_tracker(tracker_config)
     engine = None
     try:
@@ -102,6 +112,7 @@ def build_models(
                 device=device,
                 dtype=tracker_config.dtype,
                 compile=tracker_config.compile,
+                warmup_grid_size=tracker_config.image_size // 16,
                 generation=GenerationSettings(max_batch_size=ENGINE_MAX_BATCH_SIZE),
             )
             scheduler = SemanticsScheduler(

@@ -137,12 +137,15 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "dtype",
         "auto",
-        "model dtype; auto: bfloat16 on CUDA, float32 on CPU",
+        "model dtype; auto: bfloat16 on CUDA devices that compute it, else float32",
         choices=DTYPES,
         read_only=True,
     ),
     ParameterSpec(
-        "compile", False, "torch.compile the models (CUDA; slow first frames)", read_only=True
+        "compile",
+        False,
+        "torch.compile the models with dynamic shapes, warmed up on configure (slow configure)",
+        read_only=True,
     ),
     # --- input (read-only: subscriptions are made on activate from these) ---
     ParameterSpec(

@@ -14,6 +14,7 @@ the one-by-one answer.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import inspect
 import json
@@ -37,6 +38,15 @@ from transformers import (
     TextIteratorStreamer,
 )
 
+from pam_ros.core.accelerator import (
+    all_finite,
+    choose_dtype,
+    forget_compiled_code,
+    keep_for_current_stream,
+    role_stream,
+    sync_current_stream,
+    wait_for_role,
+)
 from pam_ros.core.features import RegionFeatures
 from pam_ros.core.vocabulary import video_frame_positions
 
@@ -157,8 +167,8 @@ class _FirstLogitsClock(LogitsProcessor):
 
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
         if self.time is None:
-            if scores.is_cuda:  # the prefill kernels are queued, not yet done
-                torch.cuda.synchronize(scores.device)
+            if scores.is_cuda:  # the prefill kernels are queued: wait for this stream only
+                sync_current_stream(scores.device)
             self.time = time.perf_counter()
         return scores
 
@@ -227,12 +237,10 @@ def select_video_frames(num_frames: int, num_selected: int = VIDEO_FRAMES) -> li
 def _resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
-    if dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if dtype not in names:
-        raise InvalidRequestError(f"dtype must be 'auto' or one of {sorted(names)}, got {dtype!r}")
-    return names[dtype]
+    try:
+        return choose_dtype(dtype, device, "semantics").dtype
+    except ValueError as err:
+        raise InvalidRequestError(str(err)) from None
 
 
 class SemanticEngine:
@@ -268,6 +276,7 @@ class SemanticEngine:
         # Reuse one KV cache of the prefix (system prompt + visual block) across the kinds of
         # one object in a describe call; False recomputes it per kind (benchmarks, checks).
         self.share_prefix = True
+        self.compiled = False  # the perceiver is torch.compiled (from_pretrained(compile=True))
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -280,11 +289,15 @@ class SemanticEngine:
         generation: GenerationSettings | None = None,
         attn_implementation: str = "sdpa",
         compile: bool = False,
+        warmup_grid_size: int = 64,
     ) -> SemanticEngine:
-        """Load a PAM checkpoint folder (or hub id). dtype "auto": bf16 on CUDA, fp32 on CPU.
+        """Load a PAM checkpoint folder (or hub id). dtype "auto": bf16 on CUDA devices that
+        compute it, else fp32 (`pam_ros.core.accelerator.choose_dtype`); fp32 on CPU.
 
         decoding: "greedy" (pure argmax) or "official" (greedy + the checkpoint's repetition
         penalty over generated tokens, reproducing the official output token for token).
+        compile: torch.compile the perceiver with dynamic shapes, warmed up here (at load, not
+        under the engine lock) at `warmup_grid_size` (image_size / 16 of the tracker).
         """
         device = torch.device(device)
         if device.type == "cuda" and not torch.cuda.is_available():
@@ -300,9 +313,10 @@ class SemanticEngine:
         if decoding == "official":
             generation = replace(generation, repetition_penalty=_checkpoint_penalty(folder))
         if compile:
-            resampler = model.visual.vision_resampler
-            resampler.forward = torch.compile(resampler.forward, dynamic=False)
-        return cls(model, tokenizer, config, device, torch_dtype, folder.name, generation, report)
+            compile_perceiver(model, warmup_grid_size, torch_dtype)
+        engine = cls(model, tokenizer, config, device, torch_dtype, folder.name, generation, report)
+        engine.compiled = compile
+        return engine
 
     # ------------------------------------------------------------------ public API
     def describe(self, requests: Sequence[DescribeRequest]) -> list[Description]:
@@ -319,7 +333,7 @@ class SemanticEngine:
             for members in groups.values()
             for start in range(0, len(members), step)
         ]
-        with self._lock, torch.inference_mode():
+        with self._device_work():
             # Work shared by the kinds of one object on one frame, done once for the call.
             blocks = self._shared_blocks(prepared)
             prefixes = self._shared_prefixes(prepared, blocks) if self.share_prefix else {}
@@ -346,7 +360,7 @@ class SemanticEngine:
 
         def work() -> None:
             try:
-                with self._lock, torch.inference_mode():
+                with self._device_work():
                     embeds, mask = self._batch_inputs([prepared])
                     self._generate(
                         embeds, mask, prepared.max_new_tokens, streamer=streamer, cancel=cancel
@@ -404,7 +418,7 @@ class SemanticEngine:
             )
         if about == "category":
             answer = [*answer, self.stop_token_ids[0]]
-        with self._lock, torch.inference_mode():
+        with self._device_work():
             step = max(1, self.generation.max_batch_size)
             scores: list[float] = []
             for start in range(0, len(prepared), step):
@@ -435,8 +449,22 @@ class SemanticEngine:
         """The vectors spliced at <image> for one request: (1,042, H) or (5,168, H) at S = 64."""
         self._check_alive()
         prepared = self._prepare(0, request)
-        with self._lock, torch.inference_mode():
+        with self._device_work():
             return self._visual_blocks([prepared])[0]
+
+    def _device_work(self) -> contextlib.ExitStack:
+        """The engine lock, inference mode and the semantics CUDA stream (ordered after the
+        tracking stream's queued work, whose features it reads; no-op streams on the CPU)."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(self._lock)
+        try:
+            stack.enter_context(torch.inference_mode())
+            stack.enter_context(role_stream("semantics", self.device))
+            wait_for_role("tracking", self.device)
+        except BaseException:
+            stack.close()  # never leave the lock held
+            raise
+        return stack
 
     # ------------------------------------------------------------------ shared work
     @staticmethod
@@ -499,11 +527,11 @@ class SemanticEngine:
         return prefixes
 
     def _batch_cache(
-        self, batch: list[_Prepared], mask: Tensor, prefixes: dict
+        self, batch: list[_Prepared], padded: bool, prefixes: dict
     ) -> DynamicCache | None:
         """A cache holding each row's shared prefix, or None where it cannot be used: a row
-        without one, or left padding (which would shift the prefix's positions)."""
-        if not prefixes or not bool(mask.all()):
+        without one, or left padding (`padded`: it would shift the prefix's positions)."""
+        if not prefixes or padded:
             return None
         entries = [prefixes.get(self._frames_key(p)) for p in batch]
         if any(entry is None for entry in entries):
@@ -521,6 +549,9 @@ class SemanticEngine:
             self.model = None
             self.tokenizer = None
             self._prompt_ids.cache_clear()
+        if self.compiled:  # dynamo's caches keep the compiled module's code and guards
+            # (process-wide: a compiled tracker still in use compiles again on its next frame)
+            forget_compiled_code()
         gc.collect()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -591,7 +622,7 @@ class SemanticEngine:
         dim = self.config.perceiver.embedding_dim
         num_tokens = self.config.perceiver.num_mask_tokens
         grid = frames[0].image_embedding.shape[-1]
-        for i, f in enumerate(frames):
+        for f in frames:
             emb, tok = f.image_embedding, f.mask_tokens
             if emb.dim() != 3 or emb.shape[0] != dim or emb.shape[1] != emb.shape[2]:
                 raise InvalidFeaturesError(
@@ -614,10 +645,20 @@ class SemanticEngine:
                     raise InvalidFeaturesError(
                         f"{where}: {name} must be floating point, got {t.dtype}"
                     )
-                if not bool(torch.isfinite(t).all()):
-                    raise InvalidFeaturesError(
-                        f"{where}: {name} of frame {i} has NaN or inf values"
-                    )
+        # NaN / inf: one fused check and one host sync for all of the request's tensors (on
+        # the semantics stream, after the tracker's queued work), not one per tensor
+        named = [
+            (i, name, t)
+            for i, f in enumerate(frames)
+            for name, t in (("image_embedding", f.image_embedding), ("mask_tokens", f.mask_tokens))
+        ]
+        device = frames[0].image_embedding.device
+        with torch.inference_mode(), role_stream("semantics", device):
+            wait_for_role("tracking", device)
+            finite = all_finite([t for _, _, t in named])
+        for (i, name, _), ok in zip(named, finite, strict=True):
+            if not ok:
+                raise InvalidFeaturesError(f"{where}: {name} of frame {i} has NaN or inf values")
         return int(grid)
 
     # ------------------------------------------------------------------ model work
@@ -631,6 +672,10 @@ class SemanticEngine:
     def _visual_blocks(self, batch: list[_Prepared]) -> Tensor:
         """(B, L, H) visual blocks of same-shape requests."""
         visual = self.model.visual
+        # the tracker's tensors, made on its stream, are read on this one
+        keep_for_current_stream(
+            t for p in batch for f in p.frames for t in (f.image_embedding, f.mask_tokens)
+        )
         emb = torch.stack([torch.stack([f.image_embedding for f in p.frames]) for p in batch]).to(
             self.device, self.dtype
         )  # (B, T, 256, S, S)
@@ -640,6 +685,11 @@ class SemanticEngine:
         if batch[0].kind in VIDEO_KINDS:
             return visual.video_block(emb, tok)
         return visual.image_block(emb[:, 0], tok[:, 0])
+
+    def _sequence_length(self, p: _Prepared, blocks: dict[tuple, Tensor]) -> int:
+        """Vectors of one request's prompt (text + its visual block), from shapes only."""
+        ids_before, ids_after = self._prompt_ids(p.kind, p.language, p.history)
+        return len(ids_before) + len(ids_after) + blocks[self._frames_key(p)].shape[0]
 
     def _batch_inputs(
         self,
@@ -716,15 +766,16 @@ class SemanticEngine:
         """One generate over same-shape requests (call under the lock, in inference mode)."""
         start = time.perf_counter()
         embeds, mask = self._batch_inputs(batch, shared_blocks=blocks)
-        cache = self._batch_cache(batch, mask, prefixes)  # generate prefills only the rest
+        # rows of different lengths are left-padded: known from the lengths, no host sync
+        lengths = {self._sequence_length(p, blocks) for p in batch}
+        cache = self._batch_cache(batch, len(lengths) > 1, prefixes)  # prefill only the rest
         clock = _FirstLogitsClock()
         out = self._generate(embeds, mask, batch[0].max_new_tokens, clock=clock, cache=cache)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        rows = out.tolist()  # waits for this (the semantics) stream only
         latency = time.perf_counter() - start
         ttft = (clock.time - start) if clock.time is not None else latency
         descriptions = []
-        for p, row in zip(batch, out.tolist(), strict=True):
+        for p, row in zip(batch, rows, strict=True):
             ids = []
             for token in row:
                 if token in self.stop_token_ids:
@@ -757,6 +808,26 @@ class SemanticEngine:
             token_ids=tuple(ids),
             language=p.language,
         )
+
+
+def compile_perceiver(
+    model: PamForCausalLM, grid_size: int, dtype: torch.dtype, backend: str = "inductor"
+) -> None:
+    """torch.compile the perceiver (the vision resampler) with dynamic shapes, and run it
+    once per shape family now: batch 1 (dynamo specialises sizes 0 and 1) and batch 2 (one
+    graph for every larger batch: objects, kinds and video rows vary call to call). Later
+    calls then find compiled code and never recompile under the engine lock."""
+    resampler = model.visual.vision_resampler
+    resampler.forward = torch.compile(resampler.forward, dynamic=True, backend=backend)
+    device = next(model.parameters()).device
+    dim = model.config.perceiver.embedding_dim
+    tokens = model.config.perceiver.num_mask_tokens
+    with torch.inference_mode():
+        for batch in (1, 2):
+            resampler(
+                torch.zeros(batch, dim, grid_size, grid_size, device=device, dtype=dtype),
+                torch.zeros(batch, tokens, dim, device=device, dtype=dtype),
+            )
 
 
 def _checkpoint_penalty(folder: Path) -> float:

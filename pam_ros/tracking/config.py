@@ -43,7 +43,8 @@ class TrackerConfig:
         that does not exist is an error (never downloaded into). None looks in
         `checkpoint_dir` and downloads there where a network exists and allow_download.
     device: "cpu", "cuda" or "cuda:N".
-    dtype: "auto" (bfloat16 autocast on CUDA, float32 on CPU), "float32" or "bfloat16".
+    dtype: "auto" (autocast in bfloat16 on CUDA devices that compute it, else float32:
+        `pam_ros.core.accelerator.choose_dtype`), "float32", "bfloat16" or "float16".
     num_maskmem: memory frames attended to per object (the prompt frame + num_maskmem - 1
         most recent frames). Official checkpoints need 7.
     max_obj_ptrs: object pointers attended to per object (prompt frame's + most recent).
@@ -84,9 +85,7 @@ class TrackerConfig:
                 f"image_size must be a multiple of 32 and at least 64, got {self.image_size!r}"
             )
         if self.dtype not in DTYPES:
-            raise TrackerConfigError(
-                f"dtype must be 'auto', 'float32' or 'bfloat16', got {self.dtype!r}"
-            )
+            raise TrackerConfigError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
         if not 1 <= self.num_maskmem <= OFFICIAL_NUM_MASKMEM:
             raise TrackerConfigError(
                 f"num_maskmem must be in 1..{OFFICIAL_NUM_MASKMEM}, got {self.num_maskmem}"
@@ -120,9 +119,8 @@ class TrackerConfig:
 
     @property
     def compute_dtype(self) -> torch.dtype:
-        """The autocast dtype: bfloat16 on CUDA under "auto", float32 on CPU."""
-        if self.dtype == "bfloat16":
-            return torch.bfloat16
-        if self.dtype == "float32":
-            return torch.float32
-        return torch.bfloat16 if self.torch_device.type == "cuda" else torch.float32
+        """The autocast dtype (`pam_ros.core.accelerator.choose_dtype`): under "auto" bfloat16
+        on CUDA devices that compute it, else float32."""
+        from pam_ros.core.accelerator import choose_dtype
+
+        return choose_dtype(self.dtype, self.torch_device, "tracker").dtype

@@ -57,7 +57,7 @@ class MultiStreamTracker:
         self.model = model
         self.config = config
         if config.compile:  # once, for every stream
-            compile_sam2(model)
+            compile_sam2(model, config.compute_dtype)
         self._stream_config = dataclasses.replace(config, compile=False)
         self._streams: dict[str, StreamingTracker] = {}
         self.encoder_passes = 0  # batched image-encoder calls so far (for tests and stats)

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from sam2.modeling.sam2_base import SAM2Base
 
+from pam_ros.core.accelerator import keep_for_current_stream, role_stream, wait_for_role
 from pam_ros.core.features import RegionFeatures
 from pam_ros.tracking.config import TrackerConfig
 from pam_ros.tracking.discovery import DiscoveredObject, DiscoveryConfig, discover_objects
@@ -224,14 +225,15 @@ class StreamingTracker:
         if self._frame is None:
             raise NoFrameError("add_object needs a frame to prompt on: call track(frame) first")
         point_inputs = mask_inputs = None
-        if mask is not None:
-            if points is not None or labels is not None or box is not None:
-                raise InvalidPromptError(
-                    "add_object takes either a mask or points / a box, not both"
-                )
-            mask_inputs = self._mask_prompt(mask)  # (1, 1, S, S) float 0 / 1
-        else:
-            point_inputs = self._point_prompt(points, labels, box)
+        with role_stream("tracking", self.device):  # the prompt's tensors on tracking's stream
+            if mask is not None:
+                if points is not None or labels is not None or box is not None:
+                    raise InvalidPromptError(
+                        "add_object takes either a mask or points / a box, not both"
+                    )
+                mask_inputs = self._mask_prompt(mask)  # (1, 1, S, S) float 0 / 1
+            else:
+                point_inputs = self._point_prompt(points, labels, box)
         if object_id is None:
             object_id = self._generate_id()
         else:
@@ -294,7 +296,11 @@ class StreamingTracker:
         self._check_alive()
         config = DiscoveryConfig() if config is None else config
         frame = self.discovery_input() if frame is None else frame
-        with self.feature_tap.paused():
+        # Its own CUDA stream (a pass beside tracking must not queue behind or ahead of it),
+        # ordered after the tracking work that made the frame's features.
+        with self.feature_tap.paused(), role_stream("discovery", self.device):
+            wait_for_role("tracking", self.device)
+            keep_for_current_stream(_tensors_in(frame.backbone_out))
             return discover_objects(
                 self.model,
                 frame.backbone_out,
@@ -660,21 +666,53 @@ class StreamingTracker:
             raise TrackerError("the tracker was released; build a new one")
 
     def _inference_context(self) -> contextlib.ExitStack:
+        """Inference mode, autocast in the compute dtype, and the tracking CUDA stream (the
+        semantic engine runs on its own: a `.cpu()` here waits for tracking work only)."""
         stack = contextlib.ExitStack()
         stack.enter_context(torch.inference_mode())
+        stack.enter_context(role_stream("tracking", self.device))
         if self.compute_dtype != torch.float32:
             stack.enter_context(torch.autocast(self.device.type, dtype=self.compute_dtype))
         return stack
 
     def _compile(self) -> None:
-        compile_sam2(self.model)
+        compile_sam2(self.model, self.compute_dtype)
 
 
-def compile_sam2(model: SAM2Base) -> None:
-    """torch.compile the two heaviest parts: the image encoder (fixed shapes) and memory
-    attention (the number of memory tokens grows over the first frames)."""
-    model.image_encoder.forward = torch.compile(model.image_encoder.forward, dynamic=False)
-    model.memory_attention.forward = torch.compile(model.memory_attention.forward, dynamic=True)
+def compile_sam2(
+    model: SAM2Base, compute_dtype: torch.dtype | None = None, backend: str = "inductor"
+) -> None:
+    """torch.compile the two heaviest parts, with shapes that may vary:
+
+    - the image encoder: the batch is the number of cameras in one pass (the side is fixed);
+      automatic dynamic shapes (dynamic=None) compile batch 1 and, on the first other size,
+      one graph with a symbolic batch for every larger one (up to 15 cameras); both are
+      compiled here (warm-up at build, not on the first frames);
+    - memory attention: objects per cohort and memory tokens vary (dynamic=True); compiled
+      on the first frames with objects.
+
+    compute_dtype: the autocast dtype the warm-up runs in (the tracker's); None skips it.
+    `pam_ros.core.accelerator.forget_compiled_code()` drops the compiled code on release."""
+    model.image_encoder.forward = torch.compile(
+        model.image_encoder.forward, dynamic=None, backend=backend
+    )
+    model.memory_attention.forward = torch.compile(
+        model.memory_attention.forward, dynamic=True, backend=backend
+    )
+    if compute_dtype is None:
+        return
+    device = next(model.parameters()).device
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.inference_mode())
+        stack.enter_context(role_stream("tracking", device))
+        if compute_dtype != torch.float32:
+            stack.enter_context(torch.autocast(device.type, dtype=compute_dtype))
+        # twice: the first pass fills sam2's position-encoding cache, which dynamo's guards
+        # read, so batch 1 compiles again with the cache filled (then never again)
+        for batch in (1, 2, 1, 2):
+            model.forward_image(
+                torch.zeros(batch, 3, model.image_size, model.image_size, device=device)
+            )
 
 
 # outputs used for the frame's results but never read again as memory
