@@ -68,7 +68,6 @@ def build_tracker(config: TrackerConfig) -> MultiStreamTracker:
 
     if config.random_weights:
         from pam_ros.testing.random_sam2 import random_sam2_on_device
-
         from pam_ros.tracking.onnx_encoder import attach_encoder_backend
 
         model = attach_encoder_backend(random_sam2_on_device(config), config)

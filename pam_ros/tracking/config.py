@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from pam_ros.core.vocabulary import DTYPES, MODEL_SIZES
+from pam_ros.core.vocabulary import DTYPES, ENCODER_BACKENDS, MODEL_SIZES, ONNX_PROVIDERS
 from pam_ros.tracking.errors import TrackerConfigError
 
 # model size -> (sam2's packaged SAM 2.1 hydra config, official checkpoint file name)
@@ -23,10 +23,6 @@ CHECKPOINT_BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/
 # The number of memory frames the official SAM 2.1 checkpoints were trained with; the
 # temporal position table `maskmem_tpos_enc` has this many rows.
 OFFICIAL_NUM_MASKMEM = 7
-
-ENCODER_BACKENDS = ("torch", "onnxruntime")
-# ONNX Runtime execution providers, best first (those a build lacks are skipped)
-ONNX_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
 
 def default_checkpoint_dir() -> Path:

@@ -1,4 +1,4 @@
-"""Export the SAM 2 image encoder of a checkpoint to ONNX (for tracker.encoder_backend: onnxruntime).
+"""Export the SAM 2 image encoder of a checkpoint to ONNX (tracker.encoder_backend: onnxruntime).
 
     python -m pam_ros.tracking.export_onnx --size tiny --image-size 512 \\
         [--checkpoint sam2.1_hiera_tiny.pt] --out sam2.1_hiera_tiny_512.onnx
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     frame_path = args.frame or DEFAULT_FRAME
     if not frame_path.is_file():
-        print(f"error: check frame {frame_path} does not exist; pass --frame IMAGE", file=sys.stderr)
+        print(f"error: check frame {frame_path} does not exist; pass --frame", file=sys.stderr)
         return 2
     try:
         config = TrackerConfig(
@@ -73,7 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     image = FramePreprocessor(config.image_size, config.torch_device)(load_frame(frame_path))
     try:
         report = export_encoder(
-            model, config, args.out, image, checkpoint_name=checkpoint.name,
+            model,
+            config,
+            args.out,
+            image,
+            checkpoint_name=checkpoint.name,
             tolerance=args.tolerance,
         )
     except TrackerError as err:

@@ -240,7 +240,7 @@ class OnnxImageEncoder:
         wanted = [p for p in config.onnx_providers if p in available]
         skipped = [p for p in config.onnx_providers if p not in available]
         if skipped:
-            logger.warning(
+            logger.info(
                 "ONNX Runtime here has no %s for a %s tracker (available: %s); trying %s",
                 skipped,
                 self.device.type,
@@ -309,7 +309,8 @@ class OnnxImageEncoder:
                 )
         if differences:
             raise EncoderModelError(
-                f"ONNX encoder {self.path} does not fit the tracker: " + "; ".join(differences)
+                f"ONNX encoder {self.path} does not fit the tracker: "
+                + "; ".join(differences)
                 + ". Export it again for this model with pam_ros.tracking.export_onnx."
             )
 
@@ -349,7 +350,9 @@ class OnnxImageEncoder:
         outputs = []
         for name, (channels, side) in zip(OUTPUT_NAMES, self._output_shapes, strict=True):
             out = torch.empty(batch, channels, side, side, device=self.device)
-            binding.bind_output(name, "cuda", device_id, np.float32, tuple(out.shape), out.data_ptr())
+            binding.bind_output(
+                name, "cuda", device_id, np.float32, tuple(out.shape), out.data_ptr()
+            )
             outputs.append(out)
         # ONNX Runtime runs on its own CUDA stream: let it see the preprocessed input first
         torch.cuda.current_stream(self.device).synchronize()
@@ -380,6 +383,12 @@ def attach_encoder_backend(model: SAM2Base, config: TrackerConfig) -> SAM2Base:
 
 
 def encoder_provider(model: SAM2Base) -> str:
-    """"torch" or the ONNX Runtime provider that serves `model`'s image encoder."""
+    """ "torch" or the ONNX Runtime provider that serves `model`'s image encoder."""
     encoder = getattr(model, "onnx_encoder", None)
     return encoder.provider if encoder is not None else "torch"
+
+
+def image_encoder_label(model: SAM2Base | None) -> str:
+    """ "torch", or "onnxruntime:<provider>" (what /diagnostics and the node's log show)."""
+    provider = encoder_provider(model) if model is not None else "torch"
+    return provider if provider == "torch" else f"onnxruntime:{provider}"
