@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import onnx
 import pytest
 import torch
 from conftest import davis_frames
@@ -25,6 +24,9 @@ from pam_ros.tracking.onnx_encoder import (
     EncoderModelNotFoundError,
     encoder_provider,
 )
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
 
 NUM_FRAMES = 6
 TOLERANCE = 1e-4

@@ -218,8 +218,13 @@ class OnnxImageEncoder:
     """`forward_image` served by an ONNX Runtime session; see the module docstring."""
 
     def __init__(self, model: SAM2Base, config: TrackerConfig) -> None:
-        import onnxruntime as ort
-
+        try:
+            import onnxruntime as ort
+        except ImportError as err:
+            raise EncoderModelError(
+                "encoder_backend='onnxruntime' needs the onnxruntime package: pip install -r "
+                "requirements/onnx.txt (on a Jetson NVIDIA's onnxruntime-gpu, see the README)"
+            ) from err
         if not config.onnx_path:
             raise EncoderModelError(
                 "encoder_backend='onnxruntime' needs onnx_path (export one with `python -m "
