@@ -29,7 +29,7 @@ def load_frame(path: Path) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
+        return np.array(image.convert("RGB"))
 
 
 def main(argv: list[str] | None = None) -> int:
