@@ -9,8 +9,6 @@ from conftest import add_request, wait_for
 from rclpy.lifecycle import TransitionCallbackReturn
 from test_node_ros import Harness, node_parameters
 
-pytest.importorskip("onnxruntime")
-
 FRAMES = 5
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from conftest import davis_frames
@@ -24,9 +25,6 @@ from pam_ros.tracking.onnx_encoder import (
     EncoderModelNotFoundError,
     encoder_provider,
 )
-
-onnx = pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
 
 NUM_FRAMES = 6
 TOLERANCE = 1e-4
