@@ -163,3 +163,18 @@ def test_missing_or_mismatched_onnx_is_a_clear_error(files):
     with pytest.raises(TrackerConfigError, match="encoder_backend must be one of"):
         TrackerConfig(encoder_backend="tensorrt")
     assert onnx_path.is_file() and checkpoint.is_file()
+
+
+def test_encoder_outputs_keep_the_autocast_dtypes(files):
+    # under a bfloat16 compute dtype the tracker sees the dtypes PyTorch's encoder gives
+    torch_cfg, onnx_cfg = (dataclasses.replace(c, dtype="bfloat16") for c in _configs(files))
+    image = torch.randn(1, 3, 256, 256)
+    outputs = []
+    for cfg in (torch_cfg, onnx_cfg):
+        tracker = StreamingTracker.from_config(cfg)
+        with tracker._inference_context():
+            out = tracker.model.forward_image(image)
+        outputs.append([t.dtype for t in (*out["backbone_fpn"], *out["vision_pos_enc"])])
+        tracker.release()
+    assert outputs[0] == outputs[1]
+    assert outputs[0][0] == torch.bfloat16 and outputs[0][2] == torch.float32

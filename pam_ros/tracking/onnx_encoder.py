@@ -284,6 +284,9 @@ class OnnxImageEncoder:
                 encoding(torch.zeros(1, 256, side, side, device=self.device)).float()
                 for _, side in self._output_shapes
             ]
+        # the tracker runs under autocast when its compute dtype is not float32
+        autocast = config.compute_dtype != torch.float32
+        self._autocast_dtype = config.compute_dtype if autocast else None
         self.calls = 0
 
     def _check_metadata(self, model: SAM2Base, config: TrackerConfig) -> None:
@@ -331,12 +334,16 @@ class OnnxImageEncoder:
             outputs = self._run(images)
         self.calls += 1
         batch = images.shape[0]
-        fpn = [outputs[0], outputs[1], outputs[2]]
-        return {
-            "vision_features": fpn[2],
-            "vision_pos_enc": [pos.repeat(batch, 1, 1, 1) for pos in self._pos],
-            "backbone_fpn": fpn,
-        }
+        fpn = list(outputs)
+        pos = [p.repeat(batch, 1, 1, 1) for p in self._pos]
+        if self._autocast_dtype is not None:
+            # the dtypes PyTorch's encoder gives under autocast: the two high-res levels
+            # (and their position encodings) in the compute dtype; level 2 stays float32 (its
+            # FPN top-down sum is float32)
+            for level in (0, 1):
+                fpn[level] = fpn[level].to(self._autocast_dtype)
+                pos[level] = pos[level].to(self._autocast_dtype)
+        return {"vision_features": fpn[2], "vision_pos_enc": pos, "backbone_fpn": fpn}
 
     __call__ = forward_image
 
