@@ -142,6 +142,10 @@ def test_missing_or_mismatched_onnx_is_a_clear_error(files):
     missing = folder / "nowhere.onnx"
     with pytest.raises(EncoderModelNotFoundError, match=r"nowhere\.onnx.*does not exist"):
         StreamingTracker.from_config(dataclasses.replace(onnx_cfg, onnx_path=missing))
+    junk = folder / "junk.onnx"
+    junk.write_bytes(b"not an onnx file")
+    with pytest.raises(EncoderModelError, match=r"cannot load .*junk\.onnx"):
+        StreamingTracker.from_config(dataclasses.replace(onnx_cfg, onnx_path=junk))
     with pytest.raises(EncoderModelError, match="needs onnx_path"):
         StreamingTracker.from_config(dataclasses.replace(onnx_cfg, onnx_path=None))
     wrong_size = _with_metadata(files, "size.onnx", **{META_IMAGE_SIZE: "512"})

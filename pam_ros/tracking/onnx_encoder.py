@@ -173,10 +173,13 @@ def export_encoder(
     return ExportReport(out_path, diffs, fingerprint, export_s)
 
 
-def read_metadata(path: str | Path) -> dict[str, str]:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+def _read_metadata(ort, path: Path) -> dict[str, str]:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own exception types
+        raise EncoderModelError(f"ONNX Runtime cannot load {path}: {err}") from err
     return dict(session.get_modelmeta().custom_metadata_map)
 
 
@@ -257,6 +260,10 @@ class OnnxImageEncoder:
                 f"none of onnx_providers {list(config.onnx_providers)} is available in this "
                 f"onnxruntime build for a {self.device.type} tracker (available: {available})"
             )
+        # The metadata first, from a plain CPU session: a file that does not fit is refused
+        # before TensorRT spends minutes building an engine for it.
+        self.metadata = _read_metadata(ort, path)
+        self._check_metadata(model, config)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # the same CPU threads as PyTorch's kernels
@@ -267,8 +274,6 @@ class OnnxImageEncoder:
             )
         except Exception as err:  # onnxruntime raises its own exception types
             raise EncoderModelError(f"ONNX Runtime cannot load {path}: {err}") from err
-        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-        self._check_metadata(model, config)
         self.provider = self.session.get_providers()[0]
         self.max_batch = TENSORRT_MAX_BATCH if self.provider == "TensorrtExecutionProvider" else 0
         self._use_binding = self.device.type == "cuda" and self.provider != "CPUExecutionProvider"
