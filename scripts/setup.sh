@@ -43,7 +43,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     pip_install "$TORCH_SPEC"
   fi
   pip_install -r "$REPO/requirements/ros.txt" -r "$REPO/requirements/build.txt" \
-    -r "$REPO/requirements/ml.txt" -r "$REPO/requirements/dev.txt"
+    -r "$REPO/requirements/ml.txt" -r "$REPO/requirements/onnx.txt" -r "$REPO/requirements/dev.txt"
   # sam2 declares torch>=2.5.1 and would replace the torch above with a 5 GB CUDA build;
   # its real runtime needs are in requirements/ml.txt. No CUDA extension is built.
   # PyPI's sam2 1.1.0 is a third-party upload (today byte-identical to Meta's code at 2b90b9f):

@@ -40,3 +40,9 @@ def video_frame_positions(num_frames: int, count: int = VIDEO_FEATURE_FRAMES) ->
         return [0] * count
     rest = np.linspace(1, num_frames - 1, count - 1).astype(int).tolist()
     return [0, *rest]
+
+
+# Who runs the SAM 2 image encoder (TrackerConfig.encoder_backend, tracker.encoder_backend)
+ENCODER_BACKENDS = ("torch", "onnxruntime")
+# ONNX Runtime execution providers, best first (those an onnxruntime build lacks are skipped)
+ONNX_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")

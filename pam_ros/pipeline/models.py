@@ -73,8 +73,10 @@ def build_tracker(config: TrackerConfig) -> MultiStreamTracker:
 
     if config.random_weights:
         from pam_ros.testing.random_sam2 import random_sam2_on_device
+        from pam_ros.tracking.onnx_encoder import attach_encoder_backend
 
-        return MultiStreamTracker(random_sam2_on_device(config), config)
+        model = attach_encoder_backend(random_sam2_on_device(config), config)
+        return MultiStreamTracker(model, config)
     return MultiStreamTracker.from_config(config)
 
 

@@ -198,6 +198,7 @@ class NodeHealth:
     frame_failures: int = 0  # unexpected errors converting or publishing a frame
     recent_failures: int = 0  # tracking errors + frame failures in the recent window (ERROR)
     last_error_age_s: float | None = None  # seconds since last_error was seen (None: never)
+    image_encoder: str = ""  # "torch" or "onnxruntime:<provider in use>" ("" unconfigured)
 
 
 def diagnostics_msg(stamp: Time, node_name: str, health: NodeHealth) -> DiagnosticArray:
@@ -231,6 +232,7 @@ def diagnostics_msg(stamp: Time, node_name: str, health: NodeHealth) -> Diagnost
         "semantic_calls": str(health.semantic_calls),
         "semantic_errors": str(health.semantic_errors),
         "gpu_memory_mb": f"{health.gpu_memory_mb:.1f}",
+        "image_encoder": health.image_encoder,
         "messages_lost": str(health.messages_lost),
         "incompatible_qos": str(health.incompatible_qos),
         "image_qos": health.image_qos,

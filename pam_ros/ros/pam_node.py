@@ -83,6 +83,7 @@ from pam_ros.ros.parameters import (
 )
 from pam_ros.ros.runner import run_node
 from pam_ros.ros.semantic_services import DescribeObjectAction, FindObjectsService
+from pam_ros.tracking.onnx_encoder import image_encoder_label
 
 NODE_NAME = "pam_ros"
 WORKER_POLL_S = 0.2
@@ -124,6 +125,7 @@ class PamNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.tracker = None  # pam_ros.tracking.MultiStreamTracker after configure
+        self.image_encoder = ""  # "torch" / "onnxruntime:<provider>" after configure
         self.pipelines: CameraPipelines | None = None  # one FramePipeline per camera
         self.engine = None  # pam_ros.semantics.SemanticEngine after configure (or None)
         self.scheduler: SemanticsScheduler | None = None
@@ -255,9 +257,11 @@ class PamNode(LifecycleNode):
             camera.create_outputs(self.delivery)
         semantics = self.engine.model_name if self.engine is not None else "disabled"
         cameras = ", ".join(self.cameras) if len(self.cameras) > 1 or params.cameras[0] else "1"
+        self.image_encoder = image_encoder_label(tracker.model)
         self.get_logger().info(
             f"configured: SAM 2.1-{params.tracker_model_size} @ {params.tracker_image_size} px "
-            f"on {self.device}, semantics: {semantics}, cameras: {cameras}"
+            f"on {self.device}, image encoder: {self.image_encoder}, semantics: {semantics}, "
+            f"cameras: {cameras}"
         )
         return TransitionCallbackReturn.SUCCESS
 
@@ -611,6 +615,7 @@ class PamNode(LifecycleNode):
             frame_failures=totals["frame_failures"],
             recent_failures=failures.count,
             last_error_age_s=recent.last_error_age_s,
+            image_encoder=self.image_encoder if self.tracker is not None else "",
             **self._delivery_health(),
         )
 

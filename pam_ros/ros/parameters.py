@@ -17,7 +17,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pam_ros.core.vocabulary import DTYPES, LANGUAGES, MODEL_SIZES
+from pam_ros.core.vocabulary import (
+    DTYPES,
+    ENCODER_BACKENDS,
+    LANGUAGES,
+    MODEL_SIZES,
+    ONNX_PROVIDERS,
+)
 from pam_ros.core.vocabulary import ENGINE_MAX_BATCH_SIZE as MAX_BATCH_SIZE_LIMIT
 from pam_ros.core.vocabulary import IMAGE_KINDS as SEMANTIC_KINDS
 from pam_ros.ros.image_conversion import DEFAULT_MAX_IMAGE_PIXELS
@@ -106,6 +112,41 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         "frame resampling to the model input: pil = sam2's loader exactly (PIL uint8 bicubic, "
         "on the device), float = torch float bicubic",
         choices=("pil", "float"),
+        read_only=True,
+    ),
+    ParameterSpec(
+        "tracker.encoder_backend",
+        "torch",
+        "who runs the SAM 2 image encoder: torch, or onnxruntime (tracker.onnx_path, exported "
+        "with python -m pam_ros.tracking.export_onnx; TensorRT on a Jetson)",
+        choices=ENCODER_BACKENDS,
+        read_only=True,
+    ),
+    ParameterSpec(
+        "tracker.onnx_path",
+        "",
+        "the exported image encoder (.onnx) for encoder_backend onnxruntime; its model size, "
+        "image size and weights must be the tracker's",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "tracker.onnx_providers",
+        list(ONNX_PROVIDERS),
+        "ONNX Runtime execution providers, tried in order (those missing from the installed "
+        "onnxruntime are skipped; GPU ones on a CPU device too)",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "tracker.onnx_trt_cache_dir",
+        "",
+        "TensorRT engine and timing cache folder (TensorRT builds its engine once, not on every "
+        "start); empty: no cache",
+        read_only=True,
+    ),
+    ParameterSpec(
+        "tracker.onnx_trt_fp16",
+        False,
+        "let TensorRT build fp16 kernels for the image encoder",
         read_only=True,
     ),
     ParameterSpec(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from pam_ros.core.vocabulary import DTYPES, MODEL_SIZES
+from pam_ros.core.vocabulary import DTYPES, ENCODER_BACKENDS, MODEL_SIZES, ONNX_PROVIDERS
 from pam_ros.tracking.errors import TrackerConfigError
 
 # model size -> (sam2's packaged SAM 2.1 hydra config, official checkpoint file name)
@@ -58,6 +58,16 @@ class TrackerConfig:
     resize: how frames that are not image_size x image_size are resized on the device:
         "pil" (default) equals sam2's offline loader (PIL uint8 bicubic) bit for bit;
         "float" is torch's antialiased float bicubic (no uint8 rounding between passes).
+    encoder_backend: who runs the image encoder: "torch" (default) or "onnxruntime" (the
+        file `onnx_path` written by `python -m pam_ros.tracking.export_onnx`; the rest of
+        SAM 2 stays in PyTorch). See `pam_ros.tracking.onnx_encoder`.
+    onnx_path: the exported encoder (its metadata must match model_size, image_size and the
+        checkpoint's weights).
+    onnx_providers: ONNX Runtime execution providers tried in order; those this onnxruntime
+        build lacks are skipped, and GPU providers are skipped when device is "cpu".
+    onnx_trt_cache_dir: TensorRT engine + timing cache folder (None: no cache, TensorRT
+        rebuilds its engine on every start, minutes on a Jetson).
+    onnx_trt_fp16: let TensorRT build fp16 kernels.
     """
 
     model_size: str = "large"
@@ -74,6 +84,11 @@ class TrackerConfig:
     checkpoint_dir: str | Path = field(default_factory=default_checkpoint_dir)
     allow_download: bool = True
     resize: str = "pil"
+    encoder_backend: str = "torch"
+    onnx_path: str | Path | None = None
+    onnx_providers: tuple[str, ...] = ONNX_PROVIDERS
+    onnx_trt_cache_dir: str | Path | None = None
+    onnx_trt_fp16: bool = False
 
     def __post_init__(self) -> None:
         if self.model_size not in MODEL_SIZES:
@@ -96,6 +111,11 @@ class TrackerConfig:
             raise TrackerConfigError(f"feature_history must be >= 1, got {self.feature_history}")
         if self.resize not in ("pil", "float"):
             raise TrackerConfigError(f"resize must be 'pil' or 'float', got {self.resize!r}")
+        if self.encoder_backend not in ENCODER_BACKENDS:
+            raise TrackerConfigError(
+                f"encoder_backend must be one of {ENCODER_BACKENDS}, got {self.encoder_backend!r}"
+            )
+        self.onnx_providers = tuple(str(p) for p in self.onnx_providers)
         try:
             torch.device(self.device)
         except RuntimeError as err:

@@ -147,4 +147,9 @@ def build_sam2_model(config: TrackerConfig) -> SAM2Base:
         raise TrackerConfigError(
             f"{path} does not fit model_size={config.model_size!r}: {err}"
         ) from err
+    if config.encoder_backend != "torch":
+        # before the move: the PyTorch image encoder it replaces never reaches the device
+        from pam_ros.tracking.onnx_encoder import attach_encoder_backend
+
+        attach_encoder_backend(model, config)
     return model.to(config.torch_device).eval()
