@@ -35,10 +35,14 @@ def bash_block(containing: str) -> list[str]:
 
 
 def run(command: str, cwd, timeout: float = 120) -> str:
-    done = subprocess.run(
-        ["bash", "-c", command], cwd=cwd, capture_output=True, text=True, timeout=timeout
-    )
-    output = done.stdout + done.stderr
+    for _ in range(10):  # the ros2 daemon may not have discovered the node yet under load
+        done = subprocess.run(
+            ["bash", "-c", command], cwd=cwd, capture_output=True, text=True, timeout=timeout
+        )
+        output = done.stdout + done.stderr
+        if "Node not found" not in output:
+            break
+        time.sleep(1.0)
     assert done.returncode == 0, f"{command}\n{output}"
     return output
 
