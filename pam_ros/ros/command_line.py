@@ -30,6 +30,7 @@ from pam_ros.ros.dds_profile import (
 )
 from pam_ros.ros.package_files import config_file
 from pam_ros.ros.parameters import PARAMETER_SPECS, allowed_values
+from pam_ros.ros.reference import yaml_value
 
 HELP_FLAGS = ("-h", "--help")
 DEFAULT_PARAMS_FILE = "pam.yaml"
@@ -99,16 +100,6 @@ def prepare(
     return argv, notes
 
 
-def _yaml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_yaml_value(v) for v in value) + "]"
-    return str(value)
-
-
 def usage_text(program: str = "ros2 run pam_ros pam_node") -> str:
     """The usage and every parameter: name, default, what it accepts, description."""
     lines = [
@@ -133,7 +124,7 @@ def usage_text(program: str = "ros2 run pam_ros pam_node") -> str:
     ]
     for spec in PARAMETER_SPECS:
         kind = "read-only" if spec.read_only else "run-time"
-        lines.append(f"  {spec.name}  (default: {_yaml_value(spec.default)}; {kind})")
+        lines.append(f"  {spec.name}  (default: {yaml_value(spec.default)}; {kind})")
         allowed = allowed_values(spec)
         text = spec.description + ("" if allowed == "a string" else f" [{allowed}]")
         lines += textwrap.wrap(text, width=92, initial_indent=" " * 6, subsequent_indent=" " * 6)

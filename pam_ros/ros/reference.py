@@ -16,14 +16,14 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|")
 
 
-def _value(value) -> str:
+def yaml_value(value) -> str:
     """A default as it is written in a parameters YAML file."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return f'"{value}"'
     if isinstance(value, list):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
+        return "[" + ", ".join(yaml_value(v) for v in value) + "]"
     return str(value)
 
 
@@ -43,7 +43,7 @@ def parameter_table() -> str:
     for spec in PARAMETER_SPECS:
         runtime = "no" if spec.read_only else "yes"
         lines.append(
-            f"| `{spec.name}` | `{_value(spec.default)}` | {_range(spec)} | {runtime} | "
+            f"| `{spec.name}` | `{yaml_value(spec.default)}` | {_range(spec)} | {runtime} | "
             f"{_cell(spec.description)} |"
         )
     return "\n".join(lines)
