@@ -28,7 +28,7 @@ from sensor_msgs.msg import Image
 
 from pam_ros.msg import TrackedObjectArray
 from pam_ros.ros.image_conversion import rgb_to_image_msg
-from pam_ros.ros.message_builders import stamp_from_ns
+from pam_ros.ros.message_builders import stamp_from_ns, stamp_to_ns
 from pam_ros.srv import AddObject
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -221,6 +221,90 @@ def test_invalid_lifecycle_requests_are_refused_and_sigint_while_tracking_stops_
     assert "Traceback" not in output and "context is invalid" not in output, output
     assert "[ERROR]" not in output, output
     assert "lifecycle request refused" in output
+
+
+def test_objects_the_model_scores_present_or_absent_are_published_so(
+    checkpoints, tmp_path, namespace, client
+):
+    """Both ways over DDS, the node in its own process: a model that scores the prompted
+    object present publishes it present with a mask, a box, a detection and a marker; one
+    that scores it absent (the same weights but the object-score bias) publishes it absent
+    with an empty mask and no detection or marker, and keeps tracking."""
+    from vision_msgs.msg import Detection2DArray
+    from visualization_msgs.msg import Marker, MarkerArray
+
+    from pam_ros.testing.random_sam2 import OBJECT_SCORE_ABSENT, write_random_checkpoint
+    from pam_ros.tracking import TrackerConfig
+
+    absent_sam = write_random_checkpoint(
+        TrackerConfig(model_size="tiny", image_size=256), tmp_path / "absent.pt",
+        OBJECT_SCORE_ABSENT,
+    )  # fmt: skip
+    probe, executor = client
+    reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+    frame = cv2.imread(str(davis_frames("car-shadow")[0]))[:, :, ::-1].copy()
+    stamp = itertools.count(1)
+    images = probe.create_publisher(Image, "image", 1)
+    add = probe.create_client(AddObject, "add_object")
+    outputs = {"tracked": [], "detections": [], "markers": []}
+    probe.create_subscription(
+        TrackedObjectArray, "tracked_objects", outputs["tracked"].append, reliable
+    )
+    probe.create_subscription(
+        Detection2DArray, "detections", outputs["detections"].append, reliable
+    )
+    probe.create_subscription(MarkerArray, "markers", outputs["markers"].append, reliable)
+
+    def publish_and_spin():
+        msg = rgb_to_image_msg(frame, encoding="rgb8")
+        msg.header.stamp = stamp_from_ns(next(stamp))
+        images.publish(msg)
+        executor.spin_once(timeout_sec=0.1)
+        return outputs["tracked"]
+
+    def by_stamp(messages):  # a MarkerArray's stamp is on its first marker (DELETEALL)
+        return {stamp_to_ns((m.markers[0] if hasattr(m, "markers") else m).header.stamp): m
+                for m in messages}  # fmt: skip
+
+    seen = {}
+    for scored, sam in (("present", checkpoints[0]), ("absent", str(absent_sam))):
+        for messages in outputs.values():
+            messages.clear()
+        node = NodeProcess(
+            tmp_path / f"node_{scored}.log",
+            namespace,
+            model_parameters((sam, checkpoints[1]), "semantics.enabled:=false"),
+        )
+        try:
+            wait_for(publish_and_spin, what="a tracked frame")
+            request = AddObject.Request(points=[Point(x=420.0, y=260.0)], labels=[1])
+            assert _call(probe, executor, add, request).success
+            after = len(outputs["tracked"])
+            wait_for(lambda n=after + 3: publish_and_spin() and len(outputs["tracked"]) > n,
+                     what=f"frames tracked with the {scored} object")  # fmt: skip
+            for _ in range(20):  # the detections and markers of the same frames
+                executor.spin_once(timeout_sec=0.05)
+        finally:
+            code, _ = node.stop(signal.SIGINT)
+        assert code == 0, node.output()
+        detections, markers = by_stamp(outputs["detections"]), by_stamp(outputs["markers"])
+        frames = [m for m in outputs["tracked"][after:] if m.objects]
+        assert len(frames) >= 3, node.output()
+        for msg in frames:
+            (obj,) = msg.objects
+            key = stamp_to_ns(msg.header.stamp)
+            boxes = [m for m in markers[key].markers if m.action == Marker.ADD]
+            seen.setdefault(scored, []).append(
+                (obj.present, obj.score > 0, obj.mask_area, len(detections[key].detections),
+                 len(boxes))
+            )  # fmt: skip
+    width, height = frame.shape[1], frame.shape[0]
+    for present, positive, area, n_detections, n_markers in seen["present"]:
+        assert present and positive and 0 < area < width * height
+        assert n_detections == 1 and n_markers > 0
+    for present, positive, area, n_detections, n_markers in seen["absent"]:
+        assert not present and not positive and area == 0
+        assert n_detections == 0 and n_markers == 0
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

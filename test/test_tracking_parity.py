@@ -198,3 +198,73 @@ def test_stream_matches_offline_predictor(name, streamed, offline):
         assert result.present and result.score > 0, f"{name} frame {t}: object absent"
         area = float(result.mask.mean())
         assert 0.02 < area < 0.98, f"{name} frame {t}: mask area {area:.3f} is uninformative"
+
+
+ABSENT_FRAMES = range(4, 7)  # the model judges the object gone on these frames
+# sam2's predictor normalises object-pointer positions by min(frames, max_obj_ptrs): runs
+# shorter than max_obj_ptrs (16) drift from a stream by ~5e-6 per frame.
+ABSENCE_RUN = 16
+GONE = -8.0  # added to the object score: the +4 of the random model becomes -4
+
+
+def _score_shift(model, frame_of_call):
+    """A hook on the object-score head: GONE on ABSENT_FRAMES, as a trained SAM 2 scores an
+    object that left the view. `frame_of_call()` says which frame the model is on."""
+    head = model.sam_mask_decoder.pred_obj_score_head
+    return head.register_forward_hook(
+        lambda _m, _i, out: out + GONE if frame_of_call() in ABSENT_FRAMES else out
+    )
+
+
+def test_an_object_scored_absent_vanishes_and_returns_as_in_sam2(setup, tmp_path):
+    """Frames the model scores absent: empty mask, no box, present False, and memory written
+    the way sam2's own predictor writes it (its no-object embedding and pointer), so the
+    frames after the gap equal the predictor's too. The random model is informative both
+    ways here: present with an informative mask before and after, absent in between."""
+    from sam2.build_sam import build_sam2_video_predictor
+
+    config, paths, point = setup["config"], setup["frame_paths"][:ABSENCE_RUN], setup["points"][0]
+    predictor = build_sam2_video_predictor(
+        config.hydra_config,
+        str(config.checkpoint),
+        device="cpu",
+        hydra_overrides_extra=hydra_overrides(config),
+        apply_postprocessing=False,
+    )
+    current = {"frame": 0}
+    run_frame = predictor._run_single_frame_inference
+
+    def run_frame_noting_index(*args, **kwargs):
+        current["frame"] = kwargs["frame_idx"]
+        return run_frame(*args, **kwargs)
+
+    predictor._run_single_frame_inference = run_frame_noting_index
+    hook = _score_shift(predictor, lambda: current["frame"])
+    try:
+        expected = _offline_logits(predictor, paths, point, tmp_path / "offline")
+    finally:
+        hook.remove()
+
+    tracker = StreamingTracker.from_config(config)
+    hook = _score_shift(tracker.model, lambda: current["frame"])
+    ours = []
+    try:
+        for t, path in enumerate(paths):
+            current["frame"] = t
+            tracker.track(np.array(Image.open(path).convert("RGB")))
+            if t == 0:
+                tracker.add_object(points=[point], labels=[1], object_id="swan")
+            ours.append(tracker.last_result.objects["swan"])
+    finally:
+        hook.remove()
+        tracker.release()
+
+    for t, (result, (low_res, _)) in enumerate(zip(ours, expected, strict=True)):
+        diff = (result.mask_logits - low_res.float()).abs().max().item()
+        assert diff <= LOGIT_ATOL, f"frame {t}: max |logit diff| {diff:.2e}"
+        if t in ABSENT_FRAMES:
+            assert not result.present and result.score < 0, f"frame {t}"
+            assert not result.mask.any() and result.box is None, f"frame {t}"
+        else:
+            assert result.present and result.score > 0, f"frame {t}"
+            assert 0.02 < float(result.mask.mean()) < 0.98, f"frame {t}"
