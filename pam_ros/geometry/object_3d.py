@@ -33,14 +33,16 @@ Method (chosen for robustness to the failures masks and depth have in practice):
    silhouette's centre is the mean of its pixels' lateral positions z d (d: the pixel's ray at
    z = 1) weighted by their footprint z^2 (pixels with no in-band depth at the median depth):
    the centre an orthographic view along the ray would see. A plain pixel mean leans towards
-   the nearer end of an object deep along the view (0.8-1 cm for a knife pointing away or a
-   tall mug seen from above, at 0.7-1 m). t is the larger of two estimates:
+   the nearer end of an object deep along the view (its ray passes 0.8-1 cm beside the centre
+   of a knife pointing away or a tall mug seen from above, at 0.7-1 m). t is the larger of two
+   estimates:
    - mirror bound: the back half of a centrally symmetric object is its visible front mirrored
      through its centre (p -> 2c - p), and none of it can lie in front of what the camera sees.
      t is the smallest distance for which at most `mirror_outliers` of the visible points
      (noise, a mask spilling onto a surface behind), mirrored through t * ray, land in front
-     of the visible surface at the depth pixel they project to (bisection over t; at most
-     `mirror_points` points). The silhouette's rim mirrors onto the rim, so the bound is met
+     of the visible surface at the depth pixel they project to (t searched in two passes of
+     16 steps between the nearest and farthest visible point; at most `mirror_points`
+     points). The silhouette's rim mirrors onto the rim, so the bound is met
      there: it is exact where the rim is an edge (boxes, a cylinder's caps) whatever the
      object's proportions and the camera's pitch (a tall mug seen from above is deeper along
      the ray than across it), and short where the surface turns smoothly away at the rim (a
@@ -113,7 +115,7 @@ class Estimator3DConfig:
     erosion_fraction: float = 0.15  # ... and at most this share of the inscribed radius
     front_percentile: float = 2.0  # the visible front along the centre ray (volume centre)
     mirror_outliers: float = 0.005  # volume centre: share of mirrored points allowed in front
-    mirror_points: int = 800  # volume centre: at most this many points mirrored
+    mirror_points: int = 400  # volume centre: at most this many points mirrored
     min_valid_points: int = 10  # fewer valid points than this: no position
     min_band_m: float = 0.05  # depth band half-width floor around the median
     mad_factor: float = 3.0  # band half-width in robust standard deviations
