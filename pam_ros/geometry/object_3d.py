@@ -343,7 +343,7 @@ def estimate_object_3d(
     # depth span of the core only: spill onto a surface just behind stays out of it
     lo[2], hi[2] = np.percentile(z[depth_core & in_band], config.percentiles)
     volume_center = _volume_center(
-        filled, rows, cols, stride, points, z, inliers, intrinsics, config
+        filled, rows, cols, stride, points, z, inliers, z_med, intrinsics, config
     )
     return Object3D(
         has_position=True,
@@ -358,21 +358,27 @@ def estimate_object_3d(
     )
 
 
-def _volume_center(filled, rows, cols, stride, points, z, inliers, intrinsics, config):
+def _volume_center(filled, rows, cols, stride, points, z, inliers, z_med, intrinsics, config):
     """(3,) estimated volume centre: on the ray through the silhouette's centre (perspective
-    undone), as far along it
-    as the larger of the mirror bound and the round floor (module docstring, step 5).
+    undone), as far along it as the larger of the mirror bound and the round floor (module
+    docstring, step 5).
     filled: (h, w) bool silhouette on the grid of `rows` (h,) and `cols` (w,) (stride s);
     points: (N, 3) in-band visible points, those of the grid pixels `inliers` (h, w) bool;
-    z: (h, w) depth on the grid."""
+    z: (h, w) depth on the grid; z_med: the core's median depth."""
     v, u = np.nonzero(filled)
-    # each silhouette pixel's lateral position z d weighted by its footprint z^2 (pixels with no
-    # in-band depth at the median depth): the centre of the silhouette an orthographic view
-    # along the ray would see; a plain pixel mean leans towards an object's nearer end
-    depth = np.where(inliers[v, u], z[v, u], np.median(points[:, 2]))  # (n,)
-    directions = intrinsics.deproject(cols[u], rows[v], np.ones(u.size))  # (n, 3), z = 1
-    ray = (depth[:, None] ** 3 * directions).sum(axis=0)  # (3,)
-    ray = ray / np.linalg.norm(ray)
+    # each silhouette pixel's lateral position z d (d = ((u - cx) / fx, (v - cy) / fy, 1))
+    # weighted by its footprint z^2, pixels with no in-band depth at the median depth: the
+    # centre of the silhouette an orthographic view along the ray would see (a plain pixel
+    # mean leans towards an object's nearer end)
+    weight = np.where(inliers[v, u], z[v, u], z_med) ** 3  # (n,)
+    ray = np.array(
+        [
+            weight @ (cols[u] - intrinsics.cx) / intrinsics.fx,
+            weight @ (rows[v] - intrinsics.cy) / intrinsics.fy,
+            weight.sum(),
+        ]
+    )  # (3,)
+    ray /= np.linalg.norm(ray)
     across_y = np.cross(ray, (1.0, 0.0, 0.0))  # perpendicular to the ray in the y-z plane
     across_y /= np.linalg.norm(across_y)
     lo, hi = config.percentiles
@@ -394,11 +400,12 @@ def _mirror_bound(ray, rows, cols, stride, points, z, inliers, intrinsics, confi
     # at t = max(along) every mirror lies behind the farthest visible point: no violation
     near, far = float(along.min()), float(along.max())
     allowed = config.mirror_outliers * points.shape[0]
+    target = np.where(inliers, z, -np.inf).ravel()  # (h w,) visible depth, -inf: nothing seen
     for _ in range(2):  # 16 x 16 steps: 1 mm for an object 25 cm deep, in two numpy passes
         ts = np.linspace(near, far, 17)[1:, None]  # (16, 1)
         # the mirrors' coordinates x, y, z, each (16, n)
         mx, my, mz = (2.0 * ts * ray[axis] - points[:, axis] for axis in range(3))
-        counts = _in_front(mx, my, mz, rows, cols, stride, z, inliers, intrinsics)  # (16,)
+        counts = _in_front(mx, my, mz, rows, cols, stride, target, intrinsics)  # (16,)
         # the answer lies after the last step that fails (the count falls with t, not strictly)
         failing = np.flatnonzero(counts > allowed)
         if failing.size == 0:
@@ -410,16 +417,15 @@ def _mirror_bound(ray, rows, cols, stride, points, z, inliers, intrinsics, confi
     return far
 
 
-def _in_front(mx, my, mz, rows, cols, stride, z, inliers, intrinsics) -> np.ndarray:
-    """(K,) how many of the points (mx, my, mz) (K, n each) project onto an in-band grid pixel
-    whose visible depth is farther than theirs (points off the grid or its in-band pixels:
-    not)."""
+def _in_front(mx, my, mz, rows, cols, stride, target, intrinsics) -> np.ndarray:
+    """(K,) how many of the points (mx, my, mz) (K, n each) project onto a grid pixel whose
+    visible depth `target` (h w,) (-inf where nothing in-band is seen) is farther than theirs
+    (points off the grid: not)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         gu = np.rint((intrinsics.fx * mx / mz + intrinsics.cx - cols[0]) / stride)
         gv = np.rint((intrinsics.fy * my / mz + intrinsics.cy - rows[0]) / stride)
         on_grid = (mz > 0) & (gu >= 0) & (gu < cols.size) & (gv >= 0) & (gv < rows.size)
-    gu = np.where(on_grid, gu, 0).astype(np.intp)
-    gv = np.where(on_grid, gv, 0).astype(np.intp)
+    index = np.where(on_grid, gv * cols.size + gu, 0).astype(np.intp)  # (K, n) into target
     with np.errstate(invalid="ignore"):
-        in_front = on_grid & inliers[gv, gu] & (mz < z[gv, gu])
+        in_front = on_grid & (mz < target[index])
     return np.count_nonzero(in_front, axis=1)
