@@ -29,16 +29,38 @@ Method (chosen for robustness to the failures masks and depth have in practice):
    an axis-aligned box in the optical frame around the visible surface; `center` is that
    box's centre. No oriented box (the visible surface alone does not determine one reliably).
 5. Volume centre: on the ray through the centre of the mask's silhouette (for a centrally
-   symmetric convex object, the projection of its centre), behind the front of the visible
-   surface (2nd percentile of the in-band points' distance along that ray) by half a thickness
-   T = sqrt(w h), w and h the visible size across the ray (x extent and the extent
-   perpendicular to the ray in the y-z plane): the hidden depth of an object is assumed to be
-   that of its visible cross-section, exact for spheres, for cylinders and boxes seen at 45
-   degrees, and within a few cm for objects seen from another angle. On the benchmark's
-   tabletop scenes at 0.4-1.5 m with sensor noise (bench/bench_depth.py --accuracy) it is
-   1.1 cm (median) / 2.7 cm (p95) from the true centroid over all shapes (cylinders 1.6,
-   boxes 1.0, spheres 0.4, a knife 1.4 cm median); the visible-surface `position` lies 3.3 cm
-   (median) in front of it.
+   symmetric convex object, the projection of its centre), at distance t along it. The
+   silhouette's centre is the mean of its pixels' lateral positions z d (d: the pixel's ray at
+   z = 1) weighted by their footprint z^2 (pixels with no in-band depth at the median depth):
+   the centre an orthographic view along the ray would see. A plain pixel mean leans towards
+   the nearer end of an object deep along the view (its ray passes 0.8-1 cm beside the centre
+   of a knife pointing away or a tall mug seen from above, at 0.7-1 m). t is the larger of two
+   estimates:
+   - mirror bound: the back half of a centrally symmetric object is its visible front mirrored
+     through its centre (p -> 2c - p), and none of it can lie in front of what the camera sees.
+     t is the smallest distance for which at most `mirror_outliers` of the visible points
+     (noise, a mask spilling onto a surface behind), mirrored through t * ray, land in front
+     of the visible surface at the depth pixel they project to (t searched in two passes of
+     16 steps between the nearest and farthest visible point; at most `mirror_points`
+     points). The silhouette's rim mirrors onto the rim, so the bound is met
+     there: it is exact where the rim is an edge (boxes, a cylinder's caps) whatever the
+     object's proportions and the camera's pitch (a tall mug seen from above is deeper along
+     the ray than across it), and short where the surface turns smoothly away at the rim (a
+     sphere's outline, a cylinder's sides): the depth pixel just inside the outline of a
+     sphere 18 px in radius lies a third of the radius in front of the rim.
+   - round floor: the front of the visible surface (`front_percentile` of the in-band points'
+     distance along the ray) plus half the smaller of w, h, the visible size across the ray
+     (x extent and the extent perpendicular to the ray in the y-z plane): exact for a sphere,
+     less than the true half-depth for an upright cylinder. Alone it is wrong for objects
+     flat or long across the ray (so is half a thickness sqrt(w h), the earlier estimate:
+     1.1 cm median off on the benchmark, 1.6 cm for cylinders); here it only lifts the mirror
+     bound where a smooth rim leaves it short. An object much thinner along the ray than
+     across (a plate facing the camera) is placed too far back.
+   On the benchmark's tabletop scenes at 0.4-1.5 m with sensor noise (bench/bench_depth.py
+   --accuracy, true masks) it is 0.2 cm (median) / 0.6 cm (p95) from the true centroid over
+   all shapes (cylinders 0.1, boxes 0.2, spheres 0.4, a knife 0.3 cm median); the
+   visible-surface `position` lies 3.3 cm (median) in front of it. A mask spilling 3 px onto
+   the table puts a thin knife 1.6 cm off (table points mirrored land above the table).
 6. Cost: the object's box is read on a regular grid of depth pixels of stride s (about
    `max_points` samples in the box), so an object costs about the same whatever its size and
    the full depth image is never converted. Point counts are grid counts times s^2; the
@@ -80,8 +102,8 @@ NO_POSITION_REASONS = (
     NO_VALID_DEPTH,
     TOO_SMALL,
 )
-# How `Object3D.volume_center` was estimated.
-VOLUME_FROM_THICKNESS = "visible_front_plus_half_thickness"
+# How `Object3D.volume_center` was estimated (module docstring, step 5).
+VOLUME_FROM_SYMMETRY = "mirrored_visible_surface"
 
 Vec3 = tuple[float, float, float]
 ZERO3: Vec3 = (0.0, 0.0, 0.0)
@@ -92,6 +114,8 @@ class Estimator3DConfig:
     erosion_px: int = 3  # core erosion radius in depth pixels (at most)
     erosion_fraction: float = 0.15  # ... and at most this share of the inscribed radius
     front_percentile: float = 2.0  # the visible front along the centre ray (volume centre)
+    mirror_outliers: float = 0.005  # volume centre: share of mirrored points allowed in front
+    mirror_points: int = 400  # volume centre: at most this many points mirrored
     min_valid_points: int = 10  # fewer valid points than this: no position
     min_band_m: float = 0.05  # depth band half-width floor around the median
     mad_factor: float = 3.0  # band half-width in robust standard deviations
@@ -110,6 +134,8 @@ class Estimator3DConfig:
             raise ValueError(f"erosion_fraction must be in 0..1, got {self.erosion_fraction}")
         if not 0.0 <= self.min_depth_m < self.max_depth_m:
             raise ValueError("need 0 <= min_depth_m < max_depth_m")
+        if not 0.0 <= self.mirror_outliers < 1.0 or self.mirror_points < 1:
+            raise ValueError("need 0 <= mirror_outliers < 1 and mirror_points >= 1")
 
 
 @dataclass(frozen=True)
@@ -316,7 +342,9 @@ def estimate_object_3d(
     lo, hi = np.percentile(points, config.percentiles, axis=0)
     # depth span of the core only: spill onto a surface just behind stays out of it
     lo[2], hi[2] = np.percentile(z[depth_core & in_band], config.percentiles)
-    volume_center = _volume_center(filled, rows, cols, points, intrinsics, config)
+    volume_center = _volume_center(
+        filled, rows, cols, stride, points, z, inliers, z_med, intrinsics, config
+    )
     return Object3D(
         has_position=True,
         position=tuple(float(c) for c in position),
@@ -325,24 +353,79 @@ def estimate_object_3d(
         inlier_points=int(points.shape[0]) * area,
         eroded=eroded,
         volume_center=tuple(float(c) for c in volume_center),
-        volume_method=VOLUME_FROM_THICKNESS,
+        volume_method=VOLUME_FROM_SYMMETRY,
         **counts,
     )
 
 
-def _volume_center(filled, rows, cols, points, intrinsics, config) -> np.ndarray:
-    """(3,) estimated volume centre: on the ray through the silhouette's centre, half a
-    thickness sqrt(w h) behind the visible front (module docstring, step 5).
-    filled: (h, w) bool silhouette on the grid; points: (N, 3) in-band visible points."""
+def _volume_center(filled, rows, cols, stride, points, z, inliers, z_med, intrinsics, config):
+    """(3,) estimated volume centre: on the ray through the silhouette's centre (perspective
+    undone), as far along it as the larger of the mirror bound and the round floor (module
+    docstring, step 5).
+    filled: (h, w) bool silhouette on the grid of `rows` (h,) and `cols` (w,) (stride s);
+    points: (N, 3) in-band visible points, those of the grid pixels `inliers` (h, w) bool;
+    z: (h, w) depth on the grid; z_med: the core's median depth."""
     v, u = np.nonzero(filled)
-    ray = intrinsics.deproject(
-        np.mean(cols[u]), np.mean(rows[v]), np.float64(1.0)
-    )  # (3,) through the silhouette centre
-    ray = ray / np.linalg.norm(ray)
+    # each silhouette pixel's lateral position z d (d = ((u - cx) / fx, (v - cy) / fy, 1))
+    # weighted by its footprint z^2, pixels with no in-band depth at the median depth: the
+    # centre of the silhouette an orthographic view along the ray would see (a plain pixel
+    # mean leans towards an object's nearer end)
+    weight = np.where(inliers[v, u], z[v, u], z_med) ** 3  # (n,)
+    ray = np.array(
+        [
+            weight @ (cols[u] - intrinsics.cx) / intrinsics.fx,
+            weight @ (rows[v] - intrinsics.cy) / intrinsics.fy,
+            weight.sum(),
+        ]
+    )  # (3,)
+    ray /= np.linalg.norm(ray)
     across_y = np.cross(ray, (1.0, 0.0, 0.0))  # perpendicular to the ray in the y-z plane
     across_y /= np.linalg.norm(across_y)
     lo, hi = config.percentiles
     width = float(np.diff(np.percentile(points[:, 0], (lo, hi)))[0])
     height = float(np.diff(np.percentile(points @ across_y, (lo, hi)))[0])
     front = float(np.percentile(points @ ray, config.front_percentile))
-    return ray * (front + 0.5 * np.sqrt(width * height))
+    mirror = _mirror_bound(ray, rows, cols, stride, points, z, inliers, intrinsics, config)
+    return ray * max(mirror, front + 0.5 * min(width, height))
+
+
+def _mirror_bound(ray, rows, cols, stride, points, z, inliers, intrinsics, config) -> float:
+    """Smallest distance t along the unit `ray` such that at most `config.mirror_outliers` of
+    the visible points, mirrored through t * ray, lie in front of the visible surface (the
+    in-band depth `z` (h, w) of the grid pixel they project to). Mirroring through a nearer
+    centre would put the object's hidden half in front of what the camera sees."""
+    step = int(np.ceil(points.shape[0] / config.mirror_points))
+    points = points[::step]  # (n, 3)
+    along = points @ ray  # (n,)
+    # at t = max(along) every mirror lies behind the farthest visible point: no violation
+    near, far = float(along.min()), float(along.max())
+    allowed = config.mirror_outliers * points.shape[0]
+    target = np.where(inliers, z, -np.inf).ravel()  # (h w,) visible depth, -inf: nothing seen
+    for _ in range(2):  # 16 x 16 steps: 1 mm for an object 25 cm deep, in two numpy passes
+        ts = np.linspace(near, far, 17)[1:, None]  # (16, 1)
+        # the mirrors' coordinates x, y, z, each (16, n)
+        mx, my, mz = (2.0 * ts * ray[axis] - points[:, axis] for axis in range(3))
+        counts = _in_front(mx, my, mz, rows, cols, stride, target, intrinsics)  # (16,)
+        # the answer lies after the last step that fails (the count falls with t, not strictly)
+        failing = np.flatnonzero(counts > allowed)
+        if failing.size == 0:
+            far = float(ts[0, 0])
+        elif failing[-1] == ts.shape[0] - 1:
+            break  # pixel rounding at the far end: keep the far end
+        else:
+            near, far = float(ts[failing[-1], 0]), float(ts[failing[-1] + 1, 0])
+    return far
+
+
+def _in_front(mx, my, mz, rows, cols, stride, target, intrinsics) -> np.ndarray:
+    """(K,) how many of the points (mx, my, mz) (K, n each) project onto a grid pixel whose
+    visible depth `target` (h w,) (-inf where nothing in-band is seen) is farther than theirs
+    (points off the grid: not)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gu = np.rint((intrinsics.fx * mx / mz + intrinsics.cx - cols[0]) / stride)
+        gv = np.rint((intrinsics.fy * my / mz + intrinsics.cy - rows[0]) / stride)
+        on_grid = (mz > 0) & (gu >= 0) & (gu < cols.size) & (gv >= 0) & (gv < rows.size)
+    index = np.where(on_grid, gv * cols.size + gu, 0).astype(np.intp)  # (K, n) into target
+    with np.errstate(invalid="ignore"):
+        in_front = on_grid & (mz < target[index])
+    return np.count_nonzero(in_front, axis=1)
