@@ -65,9 +65,17 @@ def _thresholds(iou: torch.Tensor) -> list[float]:
     return [0.0, float(best[len(best) // 4]), float(best[len(best) // 2]), 2.0]
 
 
-def test_kept_clicks_equal_the_decoder(model, inputs, selection):
+@pytest.mark.parametrize("one_image", [True, False], ids=["one-image", "per-prompt"])
+def test_kept_clicks_equal_the_decoder(model, inputs, selection, one_image):
+    """one-image: the prompt encoder's dense embeddings (one, expanded), the first block's
+    image projections computed once; per-prompt: a dense embedding per prompt (the same
+    values, copied), the decoder's transformer."""
     multimask = selection
     decoder = model.sam_mask_decoder
+    dense = inputs["dense_prompt_embeddings"]  # (B, 256, 16, 16), an expanded (1, ...)
+    assert dense.stride(0) == 0
+    if not one_image:
+        dense = dense.contiguous()
     with torch.inference_mode():
         masks, iou, _, _ = decoder(
             **inputs, multimask_output=multimask, repeat_image=True
@@ -77,7 +85,7 @@ def test_kept_clicks_equal_the_decoder(model, inputs, selection):
             inputs["image_embeddings"],
             inputs["image_pe"],
             inputs["sparse_prompt_embeddings"],
-            inputs["dense_prompt_embeddings"],
+            dense,
         )
         split_counts = set()
         for threshold in _thresholds(decoded.iou_pred):

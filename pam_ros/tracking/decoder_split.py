@@ -11,12 +11,17 @@ quarter of the decoder's time on a CPU, was spent on them.
 that passes the IoU threshold under the decoder's own output selection; `decode_masks` runs
 (b) for those clicks only and selects the outputs as `MaskDecoder.forward` does. Each step
 calls the decoder's own submodules, in sam2 1.1.0's order, so the kept clicks' masks and
-IoUs are those of calling the decoder (test_tracking_decoder_split.py checks bit equality).
+IoUs are those of calling the decoder (test_tracking_decoder_split.py checks bit equality
+on the CPU; a BLAS that summed one image's tokens in another order than a batch's could
+differ in the last bit).
 
-Two copies that `predict_masks` makes per prompt are left out: the image embedding and its
-positional encoding repeated over the batch (`repeat_interleave`). The embedding is added to
-the dense prompt embeddings (already one per prompt) and the encoding is added to the
-transformer's keys; broadcasting a batch of one gives the same sums.
+Work that `predict_masks` repeats per prompt is done once where every prompt has the same
+input (single clicks, no mask prompt: one image, one dense embedding):
+- the image embedding and its positional encoding are not copied per prompt
+  (`repeat_interleave`): broadcasting a batch of one gives the same sums;
+- the transformer's first block projects the image tokens, identical for every prompt
+  there, once (3 of its 10 projections of all image tokens per prompt; the rest of the
+  transformer is called as it is). Its forward hooks do not fire then.
 
 The object-score head is not run: neither discovery nor sam2's generator reads it.
 """
@@ -26,7 +31,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from sam2.modeling.sam.mask_decoder import MaskDecoder
+from sam2.modeling.sam.transformer import Attention, TwoWayAttentionBlock, TwoWayTransformer
 
 
 @dataclass
@@ -62,15 +69,25 @@ def decode_tokens(
     output_tokens = output_tokens.unsqueeze(0).expand(sparse_prompt_embeddings.size(0), -1, -1)
     tokens = torch.cat((output_tokens, sparse_prompt_embeddings), dim=1)  # (B, T, C)
 
+    if image_pe.size(0) != 1:
+        raise ValueError("image_pe must have batch size 1 (from `get_dense_pe()`)")
     # predict_masks repeats the image (and its encoding) per prompt first; a batch of one
     # broadcasts to the same sums. The sum must be laid out as the repeat's (contiguous
     # NCHW): the transformer's linear layers sum in another order on other strides, and a
     # predictor's embedding is a channels-last view.
-    src = image_embeddings.contiguous() + dense_prompt_embeddings  # (B, C, h, w) contiguous
-    if image_pe.size(0) != 1:
-        raise ValueError("image_pe must have batch size 1 (from `get_dense_pe()`)")
-    _, _, h, w = src.shape
-    hs, image_tokens = decoder.transformer(src, image_pe, tokens)  # (B, T, C), (B, h*w, C)
+    image = image_embeddings.contiguous()
+    if image.size(0) == 1 and _same_for_every_prompt(dense_prompt_embeddings):
+        # no mask prompts: every prompt sees the same image tokens until the first block
+        # changes them
+        src = image + dense_prompt_embeddings[:1]  # (1, C, h, w)
+        hs, image_tokens = _two_way_transformer_one_image(
+            decoder.transformer, src, image_pe, tokens
+        )
+    else:
+        src = image + dense_prompt_embeddings  # (B, C, h, w)
+        hs, image_tokens = decoder.transformer(src, image_pe, tokens)
+    # (B, T, C), (B, h*w, C)
+    h, w = src.shape[-2:]
     iou_token_out = hs[:, s, :]
     mask_tokens_out = hs[:, s + 1 : (s + 1 + decoder.num_mask_tokens), :]
     iou_pred = decoder.iou_prediction_head(iou_token_out)  # (B, 4)
@@ -146,3 +163,101 @@ def decode_masks(
     if decoder.dynamic_multimask_via_stability and not decoder.training:
         return decoder._dynamic_multimask_via_stability(masks, iou_pred)
     return masks[:, 0:1, :, :], iou_pred[:, 0:1]
+
+
+# ------------------------------------------------------------------ internals
+
+
+def _same_for_every_prompt(dense_prompt_embeddings: torch.Tensor) -> bool:
+    """Whether the (B, C, h, w) dense embeddings are one tensor for every prompt: the prompt
+    encoder's `no_mask_embed`, expanded over the batch, when no prompt has a mask."""
+    return dense_prompt_embeddings.size(0) == 1 or dense_prompt_embeddings.stride(0) == 0
+
+
+def _two_way_transformer_one_image(
+    transformer: TwoWayTransformer,
+    image_embedding: torch.Tensor,
+    image_pe: torch.Tensor,
+    point_embedding: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`TwoWayTransformer.forward` for B prompts on one image (the same image tokens for
+    every prompt at the start).
+
+    The first block's projections of the image tokens (keys and values of the tokens'
+    attention to the image, queries of the image's attention to the tokens) are then the
+    same for every prompt: computed once, they are 3 of the transformer's 10 projections of
+    all h*w image tokens per prompt. The rest is the transformer's own modules, in its order.
+
+    image_embedding, image_pe: (1, C, h, w); point_embedding: (B, T, C).
+    Returns (queries (B, T, C), keys (B, h*w, C)) as the transformer.
+    """
+    image_tokens = image_embedding.flatten(2).permute(0, 2, 1)  # (1, h*w, C)
+    image_pe = image_pe.flatten(2).permute(0, 2, 1)  # (1, h*w, C)
+    first, *rest = transformer.layers
+    queries, keys = _first_block_one_image(
+        first, point_embedding, image_tokens, point_embedding, image_pe
+    )  # (B, T, C), (B, h*w, C)
+    for layer in rest:
+        queries, keys = layer(queries=queries, keys=keys, query_pe=point_embedding, key_pe=image_pe)
+    q = queries + point_embedding
+    k = keys + image_pe
+    attn_out = transformer.final_attn_token_to_image(q=q, k=k, v=keys)
+    queries = queries + attn_out
+    queries = transformer.norm_final_attn(queries)
+    return queries, keys
+
+
+def _first_block_one_image(
+    block: TwoWayAttentionBlock,
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    query_pe: torch.Tensor,
+    key_pe: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`TwoWayAttentionBlock.forward` with keys (1, h*w, C) shared by the B prompts'
+    queries (B, T, C). Returns (queries (B, T, C), keys (B, h*w, C))."""
+    batch = queries.shape[0]
+    # Self attention block
+    if block.skip_first_layer_pe:
+        queries = block.self_attn(q=queries, k=queries, v=queries)
+    else:
+        q = queries + query_pe
+        attn_out = block.self_attn(q=q, k=q, v=queries)
+        queries = queries + attn_out
+    queries = block.norm1(queries)
+
+    # Cross attention block, tokens attending to image embedding: keys and values once
+    q = queries + query_pe
+    k = keys + key_pe  # (1, h*w, C)
+    attn = block.cross_attn_token_to_image
+    attn_out = _attention(attn, attn.q_proj(q), attn.k_proj(k), attn.v_proj(keys), batch)
+    queries = queries + attn_out
+    queries = block.norm2(queries)
+
+    # MLP block
+    mlp_out = block.mlp(queries)
+    queries = queries + mlp_out
+    queries = block.norm3(queries)
+
+    # Cross attention block, image embedding attending to tokens: the image's queries once
+    # (keys + key_pe is the sum above: the keys have not changed)
+    q = queries + query_pe
+    attn = block.cross_attn_image_to_token
+    attn_out = _attention(attn, attn.q_proj(k), attn.k_proj(q), attn.v_proj(queries), batch)
+    keys = keys + attn_out  # (B, h*w, C)
+    keys = block.norm4(keys)
+    return queries, keys
+
+
+def _attention(
+    attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: int
+) -> torch.Tensor:
+    """`Attention.forward` after its input projections; q, k, v (1 or B, N, C') are
+    broadcast to the batch of B. Returns (B, Nq, C)."""
+    q, k, v = (
+        attn._separate_heads(x, attn.num_heads).expand(batch, -1, -1, -1) for x in (q, k, v)
+    )  # (B, heads, N, C' / heads)
+    dropout_p = attn.dropout_p if attn.training else 0.0
+    out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    out = attn._recombine_heads(out)
+    return attn.out_proj(out)

@@ -170,9 +170,9 @@ def discover_objects(
     exclude_masks: (H, W) bool masks of objects already tracked (`max_overlap_with_tracked`).
     compute_dtype: autocast dtype on the features' device (a tracker's `compute_dtype`).
 
-    Returns the kept masks, best first (predicted IoU, then stability score). Forward hooks
-    on the mask decoder's transformer and IoU head fire (the decoder's own forward is not
-    called); callers holding a recording feature tap pause it.
+    Returns the kept masks, best first (predicted IoU, then stability score). The mask
+    decoder's submodules run, not its forward (decoder_split.py): of a feature tap's hooks
+    only the IoU head's fires; callers holding a recording feature tap pause it all the same.
     """
     if not isinstance(config, DiscoveryConfig):
         raise DiscoveryConfigError(f"config must be a DiscoveryConfig, got {type(config).__name__}")
