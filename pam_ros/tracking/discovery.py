@@ -15,7 +15,8 @@ The pass, for one frame of (H, W) pixels, model input S x S:
 3. per batch of `points_per_batch` clicks, as `SAM2AutomaticMaskGenerator._process_batch`
    with one crop layer (the whole frame): decode (3 masks per click with multimask output;
    the decoder in two steps, decoder_split.py, so that the masks of clicks with no predicted
-   IoU above the threshold are never upscaled), keep predicted IoU > `pred_iou_thresh`,
+   IoU above the threshold are never upscaled, and with the image tokens of the transformer's
+   first block projected once for all clicks), keep predicted IoU > `pred_iou_thresh`,
    upsample the survivors' logits to (H, W)
    (bilinear, as sam2 1.1.0), keep stability score >= `stability_score_thresh`, binarise at
    `mask_threshold`, take boxes;
