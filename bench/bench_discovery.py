@@ -5,8 +5,11 @@
     `SAM2AutomaticMaskGenerator.generate` (crop_n_layers=0, the same grid and thresholds),
     which encodes the image again. Median of --repeats runs (the model is warm: the frame
     was tracked first). The tracker's own encoding of the frame is printed for scale: both
-    sides decode every click, so the ratio is about 1 + (encoding + sam2's upsampling of
-    every decoded mask) / decoding.
+    sides run the decoder's transformer for every click, but the pass projects the image
+    tokens of its first block once for all clicks and upscales masks only for clicks with a
+    predicted IoU above the threshold (pam_ros/tracking/decoder_split.py), so the ratio
+    depends on how many clicks keep a mask: random weights at the default thresholds keep
+    none (the pass's best case), --keep-row keeps some.
 (b) Tracking throughput of a stream following 2 objects over --frames frames, with discovery
     running as the node runs it in `periodic` mode (a `pam_discovery` thread beside the tracking
     thread: the frame taken under the lock tracking holds, the pass without it, one pass every

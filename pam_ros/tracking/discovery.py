@@ -13,8 +13,11 @@ The pass, for one frame of (H, W) pixels, model input S x S:
    levels (already projected by `conv_s0` / `conv_s1` in `forward_image`);
 2. a grid of `points_per_side`^2 clicks over the frame, or over a region of interest;
 3. per batch of `points_per_batch` clicks, as `SAM2AutomaticMaskGenerator._process_batch`
-   with one crop layer (the whole frame): decode (3 masks per click with multimask output),
-   keep predicted IoU > `pred_iou_thresh`, upsample the survivors' logits to (H, W)
+   with one crop layer (the whole frame): decode (3 masks per click with multimask output;
+   the decoder in two steps, decoder_split.py, so that the masks of clicks with no predicted
+   IoU above the threshold are never upscaled, and with the image tokens of the transformer's
+   first block projected once for all clicks), keep predicted IoU > `pred_iou_thresh`,
+   upsample the survivors' logits to (H, W)
    (bilinear, as sam2 1.1.0), keep stability score >= `stability_score_thresh`, binarise at
    `mask_threshold`, take boxes;
 4. this pass's own filters, on the same full-resolution masks: empty masks, the area limits,
@@ -47,6 +50,7 @@ import torch.nn.functional as F
 from sam2.modeling.sam2_base import SAM2Base
 from sam2.utils.amg import batched_mask_to_box, build_point_grid, calculate_stability_score
 
+from pam_ros.tracking.decoder_split import decode_masks, decode_tokens, needed_clicks
 from pam_ros.tracking.errors import DiscoveryConfigError, InvalidPromptError, TrackerError
 
 
@@ -167,8 +171,9 @@ def discover_objects(
     exclude_masks: (H, W) bool masks of objects already tracked (`max_overlap_with_tracked`).
     compute_dtype: autocast dtype on the features' device (a tracker's `compute_dtype`).
 
-    Returns the kept masks, best first (predicted IoU, then stability score). The model's
-    mask-decoder forward hooks fire; callers holding a recording feature tap pause it.
+    Returns the kept masks, best first (predicted IoU, then stability score). The mask
+    decoder's submodules run, not its forward (decoder_split.py): of a feature tap's hooks
+    only the IoU head's fires; callers holding a recording feature tap pause it all the same.
     """
     if not isinstance(config, DiscoveryConfig):
         raise DiscoveryConfigError(f"config must be a DiscoveryConfig, got {type(config).__name__}")
@@ -321,19 +326,24 @@ def _decode_batch(
     sparse, dense = model.sam_prompt_encoder(
         points=(coords[:, None, :], labels), boxes=None, masks=None
     )
-    low_res, iou, _, _ = model.sam_mask_decoder(
-        image_embeddings=image_embed,
-        image_pe=model.sam_prompt_encoder.get_dense_pe(),
-        sparse_prompt_embeddings=sparse,
-        dense_prompt_embeddings=dense,
-        multimask_output=config.multimask_output,
-        repeat_image=len(points) > 1,
-        high_res_features=high_res_feats,
-    )  # (B, M, S/4, S/4), (B, M); M = 3 with multimask output, else 1
+    # the mask decoder in two steps: masks are upscaled only for the clicks with an output
+    # that can pass the IoU filter (the same masks and IoUs as calling the decoder)
+    decoder = model.sam_mask_decoder
+    decoded = decode_tokens(
+        decoder, image_embed, model.sam_prompt_encoder.get_dense_pe(), sparse, dense
+    )  # predicted IoUs (B, 4)
+    needed = needed_clicks(
+        decoder, decoded.iou_pred, config.multimask_output, config.pred_iou_thresh
+    )  # (B,)
+    index = needed.nonzero()[:, 0]  # (K,)
+    low_res, iou = decode_masks(
+        decoder, decoded, index, config.multimask_output, high_res_feats
+    )  # (K, M, S/4, S/4), (K, M); M = 3 with multimask output, else 1
+    points = points[index]  # (K, 2)
     per_click = low_res.shape[1]
-    low_res = low_res.flatten(0, 1)  # (B*M, S/4, S/4)
-    iou = iou.flatten(0, 1).float()  # (B*M,)
-    points = points.repeat_interleave(per_click, dim=0)  # (B*M, 2)
+    low_res = low_res.flatten(0, 1)  # (K*M, S/4, S/4)
+    iou = iou.flatten(0, 1).float()  # (K*M,)
+    points = points.repeat_interleave(per_click, dim=0)  # (K*M, 2)
     # the IoU filter needs no pixels: before upsampling (sam2 upsamples first, same result)
     if config.pred_iou_thresh > 0.0:
         keep = iou > config.pred_iou_thresh
