@@ -89,7 +89,11 @@ elif [ -f "$EXTRAS_SRC/build.sh" ]; then
   # build.sh's up-to-date stamp hashes its own path too: call it by its real path, so that
   # checkouts reaching ../shared through different links do not rebuild (and briefly remove)
   # the extras that another checkout's tests are using.
+  # One build at a time: checkouts set up at once would otherwise build into the same folder.
+  mkdir -p "$(dirname "$EXTRAS")"
+  if command -v flock >/dev/null; then exec 9>"$EXTRAS.lock" && flock 9; fi
   bash "$(cd "$EXTRAS_SRC" && pwd -P)/build.sh" --venv "$VENV" "$EXTRAS"
+  if command -v flock >/dev/null; then flock -u 9 && exec 9>&-; fi
 else
   log "no system launch/vision_msgs/tf2 and no $EXTRAS_SRC: the tests that need them skip"
 fi
