@@ -282,14 +282,21 @@ def test_objects_the_model_scores_present_or_absent_are_published_so(
             after = len(outputs["tracked"])
             wait_for(lambda n=after + 3: publish_and_spin() and len(outputs["tracked"]) > n,
                      what=f"frames tracked with the {scored} object")  # fmt: skip
-            for _ in range(20):  # the detections and markers of the same frames
+
+            def paired(start=after):  # frames whose detections and markers arrived too
                 executor.spin_once(timeout_sec=0.05)
+                seen_stamps = (
+                    by_stamp(outputs["detections"]).keys() & by_stamp(outputs["markers"]).keys()
+                )
+                return [m for m in outputs["tracked"][start:]
+                        if m.objects and stamp_to_ns(m.header.stamp) in seen_stamps]  # fmt: skip
+
+            frames = wait_for(lambda: len(paired()) >= 3 and paired(),
+                              what=f"detections and markers of the {scored} object")  # fmt: skip
         finally:
             code, _ = node.stop(signal.SIGINT)
         assert code == 0, node.output()
         detections, markers = by_stamp(outputs["detections"]), by_stamp(outputs["markers"])
-        frames = [m for m in outputs["tracked"][after:] if m.objects]
-        assert len(frames) >= 3, node.output()
         for msg in frames:
             (obj,) = msg.objects
             key = stamp_to_ns(msg.header.stamp)
