@@ -8,14 +8,6 @@ the freed tensors left behind (torch's CPU allocator uses malloc; freed blocks b
 threshold stay in the heap and arenas), not references. So the release path is: drop the
 references (the models' `release()`), collect cycles, empty the CUDA cache (after the
 references are gone, so its blocks are really free), then trim the C heap.
-
-Trimming alone left the level after cleanup swinging by up to 9 % over 20 cycles (tiny models
-at 256 px: 483-563 MB) and 17 % before trimming: each configure starts new threads (tracking,
-semantics, discovery), glibc gives threads their own arenas (up to 8 per core), and which
-arena a thread lands in, and so how the heap fragments, changes from cycle to cycle. With at
-most 2 arenas (`limit_malloc_arenas`, the node's `memory_malloc_arenas`) the same 20 cycles
-stay at 485 MB after every cleanup and within 2 % while active. A fixed mmap threshold for
-large blocks flattens it too, but costs 8-50 % of the tracker's CPU time in page faults.
 """
 
 from __future__ import annotations
@@ -32,10 +24,8 @@ logger = logging.getLogger(__name__)
 _libc = None
 
 
-M_ARENA_MAX = -8  # mallopt parameter number (glibc malloc.h)
-
-
-def _load_libc():
+def _malloc_trim() -> bool:
+    """glibc's malloc_trim(0): return free heap pages to the system. False without glibc."""
     global _libc
     if _libc is None:
         name = ctypes.util.find_library("c")
@@ -43,29 +33,7 @@ def _load_libc():
             _libc = ctypes.CDLL(name) if name else False
         except OSError:
             _libc = False
-    return _libc
-
-
-def limit_malloc_arenas(count: int) -> bool:
-    """At most `count` glibc malloc arenas for threads started from now on (module docstring);
-    call before the worker threads start. 0, no glibc, or MALLOC_ARENA_MAX set in the
-    environment (which wins): nothing is changed and False is returned."""
-    import os
-
-    if count <= 0 or os.environ.get("MALLOC_ARENA_MAX"):
-        return False
-    libc = _load_libc()
-    mallopt = getattr(libc, "mallopt", None) if libc else None
-    if mallopt is None:
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    return bool(mallopt(M_ARENA_MAX, count))
-
-
-def _malloc_trim() -> bool:
-    """glibc's malloc_trim(0): return free heap pages to the system. False without glibc."""
-    libc = _load_libc()
-    trim = getattr(libc, "malloc_trim", None) if libc else None
+    trim = getattr(_libc, "malloc_trim", None) if _libc else None
     if trim is None:
         return False
     trim.argtypes = [ctypes.c_size_t]

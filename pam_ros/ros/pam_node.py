@@ -55,7 +55,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
-from pam_ros.core.memory import HeapTrimmer, give_back_memory, limit_malloc_arenas
+from pam_ros.core.memory import HeapTrimmer, give_back_memory
 from pam_ros.pipeline import (
     CameraPipelines,
     PipelineConfig,
@@ -148,7 +148,6 @@ class PamNode(LifecycleNode):
         self._worker: threading.Thread | None = None
         self._discovery_worker: threading.Thread | None = None
         self.heap_trimmer = HeapTrimmer(self.params.memory_trim_period_s)
-        limit_malloc_arenas(self.params.memory_malloc_arenas)  # before any worker thread
         self.delivery = DeliveryCounters()  # QoS events of all subscriptions and publishers
 
         self._image_group = MutuallyExclusiveCallbackGroup()

@@ -449,16 +449,6 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
         maximum=3600.0,
     ),
     ParameterSpec(
-        "memory_malloc_arenas",
-        2,
-        "most glibc malloc arenas for the node's threads (keeps RSS the same from one "
-        "configure/cleanup cycle to the next); 0: glibc's default (8 per core); "
-        "MALLOC_ARENA_MAX in the environment wins",
-        minimum=0,
-        maximum=64,
-        read_only=True,
-    ),
-    ParameterSpec(
         "diagnostics_period_s",
         1.0,
         "seconds between /diagnostics messages",
