@@ -65,6 +65,19 @@ def setup(tmp_path_factory):
     }
 
 
+def _sam2_predictor(config: TrackerConfig):
+    """sam2's own offline SAM2VideoPredictor on the tracker's checkpoint and overrides."""
+    from sam2.build_sam import build_sam2_video_predictor
+
+    return build_sam2_video_predictor(
+        config.hydra_config,
+        str(config.checkpoint),
+        device="cpu",
+        hydra_overrides_extra=hydra_overrides(config),
+        apply_postprocessing=False,
+    )
+
+
 def _offline_logits(predictor, frame_paths, point, tmp_dir) -> list[tuple[torch.Tensor, ...]]:
     """sam2's offline predictor on `frame_paths`, prompted on their first frame.
 
@@ -85,16 +98,8 @@ def _offline_logits(predictor, frame_paths, point, tmp_dir) -> list[tuple[torch.
 
 @pytest.fixture(scope="module")
 def offline(setup, tmp_path_factory):
-    from sam2.build_sam import build_sam2_video_predictor
-
     config = setup["config"]
-    predictor = build_sam2_video_predictor(
-        config.hydra_config,
-        str(config.checkpoint),
-        device="cpu",
-        hydra_overrides_extra=hydra_overrides(config),
-        apply_postprocessing=False,
-    )
+    predictor = _sam2_predictor(config)
     tmp = tmp_path_factory.mktemp("offline")
     paths = setup["frame_paths"]
     early = _offline_logits(predictor, paths[:NUM_FRAMES], setup["points"][0], tmp / "early")
@@ -134,8 +139,6 @@ RESIZED_LOGIT_ATOL = 5e-5
 def resized(setup, tmp_path_factory):
     """Original 854 x 480 DAVIS JPEGs at 256 px: sam2's predictor loads and resizes them
     its own way (PIL), the tracker gets the decoded frames and resizes on the device."""
-    from sam2.build_sam import build_sam2_video_predictor
-
     config = setup["config"]
     sources = davis_frames(SEQUENCE)[:RESIZED_FRAMES]
     frame_dir = tmp_path_factory.mktemp("resized")
@@ -144,13 +147,7 @@ def resized(setup, tmp_path_factory):
     mask = np.array(Image.open(davis_masks(SEQUENCE)[0])) > 0
     ys, xs = np.nonzero(mask)
     point = (float(xs[len(xs) // 2]), float(ys[len(ys) // 2]))  # frame pixels
-    predictor = build_sam2_video_predictor(
-        config.hydra_config,
-        str(config.checkpoint),
-        device="cpu",
-        hydra_overrides_extra=hydra_overrides(config),
-        apply_postprocessing=False,
-    )
+    predictor = _sam2_predictor(config)
     state = predictor.init_state(str(frame_dir))
     predictor.add_new_points_or_box(
         state, frame_idx=0, obj_id=1, points=[point], labels=[1], normalize_coords=True
@@ -221,16 +218,8 @@ def test_an_object_scored_absent_vanishes_and_returns_as_in_sam2(setup, tmp_path
     the way sam2's own predictor writes it (its no-object embedding and pointer), so the
     frames after the gap equal the predictor's too. The random model is informative both
     ways here: present with an informative mask before and after, absent in between."""
-    from sam2.build_sam import build_sam2_video_predictor
-
     config, paths, point = setup["config"], setup["frame_paths"][:ABSENCE_RUN], setup["points"][0]
-    predictor = build_sam2_video_predictor(
-        config.hydra_config,
-        str(config.checkpoint),
-        device="cpu",
-        hydra_overrides_extra=hydra_overrides(config),
-        apply_postprocessing=False,
-    )
+    predictor = _sam2_predictor(config)
     current = {"frame": 0}
     run_frame = predictor._run_single_frame_inference
 
