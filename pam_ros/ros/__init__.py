@@ -9,3 +9,9 @@ messages (`message_builders`: one builder per output, used by the node and the b
 `lifecycle`, `health`, `topics`); `pam_node`'s command line (`command_line`: --help, the
 default params file and DDS profile) and the installed config files (`package_files`).
 """
+
+# A node's process: one glibc malloc arena for all its threads, set before rclpy, torch or
+# numpy start any (what cleanup frees then goes back to the system; pam_ros.core.memory).
+from pam_ros.core.memory import limit_malloc_arenas
+
+limit_malloc_arenas()
