@@ -76,6 +76,16 @@ def test_export_writes_checked_metadata(files):
     assert meta["pam_ros.checkpoint"] == "sam2.1_hiera_tiny.pt"
     assert len(meta["pam_ros.weights_fingerprint"]) == 16
     onnx.checker.check_model(str(onnx_path))
+    # Hiera's position embedding is a constant of the file, not a bicubic Resize per frame
+    # (the neck's nearest-neighbour upsampling stays)
+    modes = [
+        attribute.s.decode()
+        for node in proto.graph.node
+        if node.op_type == "Resize"
+        for attribute in node.attribute
+        if attribute.name == "mode"
+    ]
+    assert modes and "cubic" not in modes, modes
 
 
 def test_onnx_encoder_equals_torch_on_davis(files):
