@@ -19,7 +19,14 @@ Sections (each one's failure is recorded under "errors" and the others still run
   tokens; and the equality promises (batched = one by one, prefix cache = recompute, the same
   input twice) in each dtype;
 - memory: device memory allocated / reserved and host RSS before configure, active (models
-  built, tracking, describing), and after `Models.release()` + `give_back_memory`.
+  built, tracking, describing), and after `Models.release()` + `give_back_memory`;
+- onnx_encoder: the image encoder exported to ONNX (SAM 2.1 tiny at 512 px and large at
+  1024 px) and served by each ONNX Runtime provider this build has for the device (TensorRT
+  in float32 and fp16, for large fp16 only; CUDA; the CPU provider on a CPU run): the
+  tracker's masks against the PyTorch encoder's on the same frames, and encoder and
+  whole-frame times, PyTorch eager vs ONNX Runtime, side by side (TensorRT's engine build is
+  timed apart; `--no-onnx` skips the section). Recorded as not
+  available where onnxruntime is not installed (`onnxruntime-gpu` on CUDA).
 
 Random weights: speed and memory do not depend on their values; parity and agreement compare
 one model with itself across devices and dtypes. Frames: DAVIS 2016 (`pam_ros.core.paths`),
@@ -46,7 +53,7 @@ from pam_ros.core.memory import give_back_memory, rss_bytes
 from pam_ros.core.paths import DAVIS_SUBSET
 from pam_ros.semantics import DescribeRequest, GenerationSettings, SemanticEngine
 from pam_ros.testing.random_pam import write_random_checkpoint as write_random_pam
-from pam_ros.testing.random_sam2 import random_sam2_on_device
+from pam_ros.testing.random_sam2 import build_random_sam2, random_sam2_on_device
 from pam_ros.tracking import StreamingTracker, TrackerConfig
 
 SEQUENCE = "blackswan"
@@ -346,6 +353,103 @@ def memory(args, device: torch.device, pam: Path) -> dict:
     return report
 
 
+def _median_ms(fn, inputs, device: torch.device) -> float:
+    times = []
+    for item in inputs:
+        sync(device)
+        start = time.perf_counter()
+        fn(item)
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return round(float(np.median(times)) * 1000, 2)
+
+
+def _timings(t: StreamingTracker, frames: list[np.ndarray], device: torch.device) -> dict:
+    """Median encoder (`forward_image` of a preprocessed frame) and whole-frame (`track`) ms;
+    `t` is already tracking objects."""
+    with torch.inference_mode():
+        images = [t.preprocess(f) for f in frames]
+        t.model.forward_image(images[0])  # warm-up
+        encoder = _median_ms(t.model.forward_image, images[1:], device)
+    t.track(frames[0])  # warm-up
+    return {"encoder_ms": encoder, "frame_ms": _median_ms(t.track, frames[1:], device)}
+
+
+def onnx_encoder(args, device: torch.device) -> dict:
+    try:
+        import onnxruntime as ort
+    except ImportError as err:
+        return {"available": False, "reason": f"onnxruntime is not installed ({err})"}
+    from dataclasses import replace
+
+    from pam_ros.tracking.onnx_encoder import attach_encoder_backend, export_encoder
+
+    available = ort.get_available_providers()
+    if device.type == "cpu":
+        wanted = [("CPUExecutionProvider", False)]
+    else:
+        wanted = [
+            (name, fp16)
+            for name, fp16 in (
+                ("TensorrtExecutionProvider", False),
+                ("TensorrtExecutionProvider", True),
+                ("CUDAExecutionProvider", False),
+            )
+            if name in available
+        ]
+    report: dict = {"onnxruntime": ort.__version__, "available_providers": available, "rows": []}
+    grid = [("tiny", 256)] if args.quick else [("tiny", 512), ("large", 1024)]
+    frames, report["frames"] = load_frames(4 if args.quick else 12)
+    folder = Path(tempfile.mkdtemp(prefix="pam_gpu_check_onnx_"))
+    for model_size, size in grid:
+        config = TrackerConfig(
+            model_size=model_size, image_size=size, device="cpu", dtype="float32",
+            random_weights=True, seed=0,
+        )  # fmt: skip
+        path = folder / f"sam2.1_{model_size}_{size}.onnx"
+        exporter = StreamingTracker(build_random_sam2(config), config)
+        export = export_encoder(exporter.model, config, path, exporter.preprocess(frames[0]))
+        exporter.release()
+        torch_side = tracker(model_size, size, str(device), "float32")
+        reference = run_tracker(torch_side, frames, 2)
+        torch_times = _timings(torch_side, frames, device)
+        torch_side.release()
+        give_back_memory(str(device))
+        for provider, fp16 in wanted:
+            if model_size == "large" and provider == "TensorrtExecutionProvider" and not fp16:
+                continue  # minutes of engine building for the large float32 engine: fp16 only
+            onnx_config = replace(
+                config, device=str(device), encoder_backend="onnxruntime", onnx_path=path,
+                onnx_providers=(provider,), onnx_trt_cache_dir=folder / "trt_cache",
+                onnx_trt_fp16=fp16,
+            )  # fmt: skip
+            start = time.perf_counter()
+            model = attach_encoder_backend(build_random_sam2(onnx_config), onnx_config)
+            onnx_side = StreamingTracker(model.to(onnx_config.torch_device).eval(), onnx_config)
+            onnx_side.track(frames[0])  # TensorRT builds its engine on the first run
+            load_s = time.perf_counter() - start
+            onnx_side.reset()
+            served = onnx_side.model.onnx_encoder.provider
+            times = {}
+            if served == provider:  # the same steps as the PyTorch side's
+                times["vs_torch"] = compare(reference, run_tracker(onnx_side, frames, 2))
+                times.update(_timings(onnx_side, frames, device))
+            report["rows"].append({
+                "model_size": model_size, "image_size": size, "provider": provider,
+                "served_by": served, "trt_fp16": fp16, "export_max_diff": max(
+                    export.max_abs_diff.values()),
+                "load_and_first_frame_s": round(load_s, 2),
+                "torch": torch_times, "onnxruntime": times,
+                "encoder_ratio": round(torch_times["encoder_ms"] / times["encoder_ms"], 3)
+                if times else None,
+                "frame_ratio": round(torch_times["frame_ms"] / times["frame_ms"], 3)
+                if times else None,
+            })  # fmt: skip
+            onnx_side.release()
+            give_back_memory(str(device))
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda")
@@ -354,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: 1 on a CPU run)"
+    )
+    parser.add_argument(
+        "--no-onnx", action="store_true", help="skip the onnx_encoder section (engine builds)"
     )
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -391,6 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     stall_sem = section("stall", stall_and_semantics, pam) if pam else None
     report["stall"], report["semantics"] = stall_sem if stall_sem else (None, None)
     report["agreement"] = section("agreement", agreement, pam_small) if pam_small else None
+    report["onnx_encoder"] = None if args.no_onnx else section("onnx_encoder", onnx_encoder)
     report["seconds"] = timings
     report["elapsed_s"] = round(time.perf_counter() - started, 1)
     text = json.dumps(report, indent=2)

@@ -26,7 +26,7 @@ def test_gpu_check_quick_on_cpu_reports_every_section(tmp_path):
     assert report["errors"] == {}
     assert {
         "device", "quick", "environment", "parity", "speed", "stall", "semantics", "agreement",
-        "memory", "seconds", "elapsed_s",
+        "memory", "onnx_encoder", "seconds", "elapsed_s",
     } <= set(report)  # fmt: skip
     assert report["device"] == "cpu" and report["quick"] is True
 
@@ -62,3 +62,11 @@ def test_gpu_check_quick_on_cpu_reports_every_section(tmp_path):
     for phase in ("before_configure", "active", "after_cleanup"):
         assert memory[phase]["rss_mb"] > 0
     assert "allocated_mb" not in memory["active"]  # device figures only on CUDA
+
+    # the ONNX encoder served by the CPU provider tracks like the PyTorch encoder
+    (row,) = report["onnx_encoder"]["rows"]
+    assert row["provider"] == row["served_by"] == "CPUExecutionProvider"
+    assert row["export_max_diff"] < 1e-4
+    assert row["onnxruntime"]["vs_torch"]["min_iou"] >= 0.999  # a pixel at a logit of ~0 may flip
+    assert row["onnxruntime"]["vs_torch"]["max_logit_diff"] < 1e-4
+    assert row["encoder_ratio"] > 0 and row["frame_ratio"] > 0
