@@ -39,9 +39,10 @@ def files(tmp_path_factory):
     base = TrackerConfig(model_size="tiny", image_size=256, seed=0)
     checkpoint = write_random_checkpoint(base, folder / "sam2.1_hiera_tiny.pt")
     onnx_path = folder / "tiny_256.onnx"
+    frame = davis_frames("car-shadow")[0]  # the check frame (generated without the data)
     assert export_main(
         ["--size", "tiny", "--image-size", "256", "--checkpoint", str(checkpoint),
-         "--out", str(onnx_path)]
+         "--out", str(onnx_path), "--frame", str(frame)]
     ) == 0  # fmt: skip
     return folder, checkpoint, onnx_path
 
