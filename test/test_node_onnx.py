@@ -18,8 +18,11 @@ def onnx_file(checkpoints, tmp_path_factory) -> str:
 
     path = tmp_path_factory.mktemp("onnx") / "sam_tiny_256.onnx"
     sam, _ = checkpoints
+    from conftest import davis_frames
+
+    frame = str(davis_frames("car-shadow")[0])  # the check frame (generated without the data)
     args = ["--size", "tiny", "--image-size", "256", "--checkpoint", sam, "--out", str(path)]
-    assert export_main(args) == 0
+    assert export_main([*args, "--frame", frame]) == 0
     return str(path)
 
 
