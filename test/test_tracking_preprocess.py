@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -52,3 +55,35 @@ def test_model_input_is_pil_resized_and_normalised_and_float_mode_differs():
     assert (floating - pil).abs().max() > 1e-3  # the float path is a different resampling
     with pytest.raises(TrackerConfigError, match="resize"):
         TrackerConfig(resize="nearest")
+
+
+def test_read_only_frames_and_masks_are_taken_without_a_warning():
+    """np.asarray(PIL image) and message buffers are read-only: torch.from_numpy would warn
+    ("writing to this tensor will result in undefined behavior") in the user's log. Run in
+    a fresh process, as torch warns once per process."""
+    (path,) = davis_frames("blackswan")[:1]
+    script = f"""
+import numpy as np, torch
+from PIL import Image
+from pam_ros.tracking.preprocess import FramePreprocessor
+image = Image.open({str(path)!r}).convert("RGB")
+frame = np.asarray(image)
+assert not frame.flags.writeable
+preprocess = FramePreprocessor(256, torch.device("cpu"))
+assert torch.equal(preprocess(frame), preprocess(np.array(image)))
+# a mask prompt from a message's buffer is read-only too
+from pam_ros.testing.random_sam2 import random_sam2_on_device
+from pam_ros.tracking import StreamingTracker, TrackerConfig
+config = TrackerConfig(model_size="tiny", image_size=128, random_weights=True, seed=0)
+tracker = StreamingTracker(random_sam2_on_device(config), config)
+tracker.track(frame)
+mask = np.zeros(frame.shape[:2], np.uint8)
+mask[150:350, 300:500] = 1
+mask.flags.writeable = False
+tracker.add_object(mask=mask)
+"""
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "not writable" not in done.stderr

@@ -96,6 +96,15 @@ def _pil_pass(pixels: torch.Tensor, indices: torch.Tensor, weights: torch.Tensor
     return acc.bitwise_right_shift_(_PRECISION_BITS).clamp_(0, 255)
 
 
+def host_tensor(array: np.ndarray) -> torch.Tensor:
+    """A contiguous CPU tensor over `array`, copied only when it is strided or read-only
+    (np.asarray of a PIL image, a message's buffer: torch.from_numpy would warn that
+    writing to it is undefined, in the user's log; nothing here writes to it)."""
+    if not array.flags.writeable:
+        return torch.from_numpy(np.array(array, order="C"))
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
 class FramePreprocessor:
     """Turns RGB uint8 frames into the model's normalised square input on `device`."""
 
@@ -113,7 +122,7 @@ class FramePreprocessor:
         """(H, W, 3) uint8 -> (1, 3, S, S) float32 on the device."""
         validate_frame(frame)
         if isinstance(frame, np.ndarray):
-            frame = torch.from_numpy(np.ascontiguousarray(frame))
+            frame = host_tensor(frame)
         pixels = frame.to(self.device, non_blocking=True)  # uint8 over the bus
         pixels = pixels.permute(2, 0, 1)  # (3, H, W)
         size = self.image_size

@@ -43,7 +43,7 @@ from pam_ros.tracking.errors import (
 )
 from pam_ros.tracking.feature_tap import DecoderTap, MaskDecoderFeatureTap
 from pam_ros.tracking.model_builder import build_sam2_model
-from pam_ros.tracking.preprocess import FramePreprocessor, validate_frame
+from pam_ros.tracking.preprocess import FramePreprocessor, host_tensor, validate_frame
 
 # sam2 bounds the object-pointer window by min(num_frames, max_obj_ptrs_in_encoder); a
 # stream has no end, so the window is always max_obj_ptrs.
@@ -580,7 +580,7 @@ class StreamingTracker:
             raise InvalidPromptError(
                 f"mask must have the frame's shape {(height, width)}, got {tuple(mask.shape)}"
             )
-        mask = torch.as_tensor(mask)
+        mask = host_tensor(mask) if isinstance(mask, np.ndarray) else mask
         if mask.is_floating_point() or mask.is_complex():
             raise InvalidPromptError(
                 f"mask must be bool (or integer, nonzero = object), got dtype {mask.dtype}"
