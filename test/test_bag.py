@@ -30,6 +30,7 @@ from std_msgs.msg import Header
 
 from pam_ros.ros.image_conversion import rgb_to_image_msg, uint8_field
 from pam_ros.tools.bag.annotate import (
+    EXIT_ERROR,
     EXIT_OK,
     EXIT_PARTIAL,
     AnnotateOptions,
@@ -337,6 +338,24 @@ def test_existing_output_and_bad_prompts_are_refused(small_bag, tmp_path):
                 input=small_bag, output=tmp_path / "o2", prompts_file=bad, progress=False
             )
         )
+
+
+def test_from_frames_refuses_an_existing_bag_unless_overwrite(tmp_path, capsys):
+    from pam_ros.tools.bag.cli import build_parser, from_frames
+
+    out = tmp_path / "camera"
+
+    def from_frames_run(*args: str) -> int:
+        return from_frames(build_parser().parse_args(["from-frames", *args]))
+
+    assert from_frames_run("generated", str(out), "--frames", "2") == EXIT_OK
+    first = sorted(p.name for p in out.iterdir())
+    assert from_frames_run("generated", str(out), "--frames", "3") == EXIT_ERROR
+    assert "exists already (use --overwrite" in capsys.readouterr().err
+    assert from_frames_run("no_such.mp4", str(out), "--overwrite") == EXIT_ERROR  # kept
+    assert sorted(p.name for p in out.iterdir()) == first
+    assert from_frames_run("generated", str(out), "--frames", "3", "--overwrite") == EXIT_OK
+    assert sum(m[0] == COLOR_TOPIC for m in read_bag(out)) == 3
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

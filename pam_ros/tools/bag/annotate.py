@@ -433,13 +433,18 @@ def _prepare_output(options: AnnotateOptions) -> None:
     if output.resolve() == options.input.resolve():
         raise OutputExistsError(f"OUT {output} is the input bag")
     for path in (output, summary):
-        if path.exists() or path.is_symlink():
-            if not options.overwrite:
-                raise OutputExistsError(f"{path} exists already (use --overwrite to replace it)")
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
+        clear_output(path, options.overwrite)
+
+
+def clear_output(path: Path, overwrite: bool) -> None:
+    """Removes an existing output file or folder when `overwrite`, else refuses it."""
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise OutputExistsError(f"{path} exists already (use --overwrite to replace it)")
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 # ---- the run ----------------------------------------------------------------------------

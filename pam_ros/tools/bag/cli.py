@@ -29,7 +29,9 @@ from pam_ros.tools.bag.annotate import (
     AnnotateOptions,
     BagToolError,
     ModelOptions,
+    OutputExistsError,
     annotate,
+    clear_output,
     node_default,
 )
 from pam_ros.tools.bag.prompts import PromptFileError
@@ -125,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--frames", type=int, default=0, help="at most N frames (0: all)")
     rec.add_argument("--compressed", action="store_true", help="JPEG CompressedImage")
     rec.add_argument("--storage", default="mcap", choices=("mcap", "sqlite3"))
+    rec.add_argument("--overwrite", action="store_true", help="replace OUT")
     return parser
 
 
@@ -132,15 +135,13 @@ def from_frames(args: argparse.Namespace) -> int:
     from pam_ros.tools.bag.record import write_frames_bag
     from pam_ros.tools.demo.frame_sources import FrameSourceError, open_frame_source
 
-    if args.output.exists():
-        print(f"pam_bag: {args.output} exists already", file=sys.stderr)
-        return EXIT_ERROR
     try:
         frames = open_frame_source(args.source, args.frames or None)
+        clear_output(args.output, args.overwrite)  # after the source opened: kept on a bad one
         count = write_frames_bag(
             frames, args.output, args.topic, args.rate, args.compressed, storage=args.storage
         )
-    except (FrameSourceError, ValueError) as exc:
+    except (FrameSourceError, OutputExistsError, ValueError) as exc:
         print(f"pam_bag: {exc}", file=sys.stderr)
         return EXIT_ERROR
     print(f"pam_bag: wrote {count} frames to {args.output}", file=sys.stderr)
