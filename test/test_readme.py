@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+import textwrap
 
 import pytest
 from conftest import REPO, davis_frames
@@ -109,3 +111,37 @@ def test_library_example_runs(tmp_path):
     mask = namespace["mask"]
     assert mask.shape == (480, 854) and mask.dtype == bool
     assert namespace["answer"].kind == "explain" and namespace["answer"].text
+
+
+def _bash_block(section: str, containing: str) -> str:
+    """The README's ```bash block in `section` that holds `containing`, dedented."""
+    body = README.split(section, 1)[1]
+    blocks = re.findall(r"```bash\n(.*?)```", body, re.S)
+    (block,) = [b for b in blocks if containing in b]
+    return textwrap.dedent(block)
+
+
+@pytest.mark.slow
+def test_bag_tool_walkthrough_runs_as_written():
+    """The bag tool section's two blocks, typed into bash in the repository root as a user
+    would: random models, a camera bag, an annotated bag; then the same bag cut at 60 % of
+    its bytes, annotated up to the cut with the warning and exit code the README shows."""
+    section = "## Recorded data: the bag tool"
+    walkthrough = _bash_block(section, "from-frames generated output/scene_bag")
+    cut = _bash_block(section, "output/scene_cut")
+    done = subprocess.run(  # the cut run ends in `echo "exit $?"`: not under set -e
+        ["bash", "-c", f"set -e\n{walkthrough}\nset +e\n{cut}"], cwd=REPO,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600,
+    )  # fmt: skip
+    output = done.stdout
+    assert done.returncode == 0, output[-4000:]
+    output_dir = REPO / "output"
+    assert (output_dir / "scene_annotated" / "metadata.yaml").is_file()
+    annotated = re.search(r"pam_bag: (\d+) frames in .*?(\d+) semantic calls", output)
+    assert annotated and annotated.group(1) == "30" and int(annotated.group(2)) > 0, output
+    # what the README shows as the cut run's output, its "..." standing for the figures
+    shown = [line.strip()[2:] for line in cut.splitlines() if line.strip().startswith("# ")]
+    pieces = " ".join(" ".join(shown[:-1]).split()).split("...")
+    pattern = ".+?".join(re.escape(piece) for piece in pieces)
+    assert re.search(pattern, " ".join(output.split())), (pattern, output[-3000:])
+    assert output.rstrip().endswith(shown[-1]), output[-500:]  # "exit 3"
