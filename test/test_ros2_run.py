@@ -132,6 +132,23 @@ def test_help_prints_every_parameter_without_a_model_or_dds(installed, tmp_path)
     assert "imported: []" in done.stderr, done.stderr
 
 
+@pytest.mark.skipif(ROS2 is None, reason="the ros2 command line is not installed")
+def test_video_source_help_lists_its_parameters_and_exits(installed, tmp_path):
+    from pam_ros.tools.demo.video_source import PARAMETERS
+
+    executable = installed["pam_node"].with_name("video_source")
+    for command in ([ROS2, "run", "pam_ros", "video_source", "--help"], [executable, "-h"]):
+        done = subprocess.run(
+            command, cwd=tmp_path, env=user_environment(), capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("A camera stand-in"), done.stdout
+        for name, _, description in PARAMETERS:
+            assert f"\n  {name}  (default: " in done.stdout and description in done.stdout
+        assert "end of source" not in done.stderr  # the source did not run
+
+
 def _shared_memory_segments(pid: int) -> dict[str, int]:
     """Fast DDS shared-memory segments mapped by process `pid`: path -> bytes."""
     sizes: dict[str, int] = {}

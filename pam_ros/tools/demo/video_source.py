@@ -1,6 +1,7 @@
 """A camera stand-in: publishes frames of a video file, an image folder or a generated scene.
 
     ros2 run pam_ros video_source --ros-args -p source:=/path/clip.mp4 -p rate_hz:=15.0
+    ros2 run pam_ros video_source --help    # this text and every parameter, then exit
 
 Publishes sensor_msgs/Image on `image` (rgb8 or bgr8), stamped with the time of publication
 and `frame_id`. With `rate_hz` 0 it publishes only when `publish_next()` is called (the demo
@@ -28,11 +29,32 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
 
+from pam_ros.ros.command_line import help_requested
 from pam_ros.ros.image_conversion import rgb_to_image_msg
+from pam_ros.ros.reference import yaml_value
 from pam_ros.testing.scene import to_millimetres
 from pam_ros.tools.demo.frame_sources import GeneratedScene, open_frame_source
 
 DEPTH_FAULTS = ("none", "zero", "nan", "other_aspect", "bad_encoding", "zero_k", "unpaired")
+MAX_RATE_HZ = 1000.0
+# (name, default, description): what the node declares and `--help` lists
+PARAMETERS = (
+    ("source", "generated", "'generated', an image folder or a video file"),
+    ("rate_hz", 15.0, f"publishing rate, 0 to {MAX_RATE_HZ:g}; 0 publishes only on publish_next()"),
+    ("loop", False, "start again at the end"),
+    ("frame_id", "camera", "header.frame_id"),
+    ("encoding", "rgb8", "rgb8 or bgr8"),
+    ("max_frames", 0, "stop after this many (0: all)"),
+    ("depth", False, "also publish depth/image and camera_info (generated scene only)"),
+    ("depth_encoding", "16UC1", "16UC1 (mm) or 32FC1 (m)"),
+    ("depth_fault", "none", f"broken depth for tests: {', '.join(DEPTH_FAULTS)}"),
+)
+
+
+def usage_text() -> str:
+    """This module's docstring and every parameter with its default."""
+    rows = [f"  {name}  (default: {yaml_value(d)}): {text}" for name, d, text in PARAMETERS]
+    return "\n".join([__doc__.strip(), "", "Parameters (-p NAME:=VALUE):", *rows])
 
 
 def depth_image_msg(depth_m: np.ndarray, encoding: str) -> Image:
@@ -64,44 +86,13 @@ def camera_info_msg(scene: GeneratedScene, width: int, height: int, zero_k: bool
 class VideoSourceNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("video_source", **kwargs)
-        self.declare_parameter(
-            "source",
-            "generated",
-            ParameterDescriptor(description="'generated', an image folder or a video file"),
-        )
-        self.declare_parameter(
-            "rate_hz",
-            15.0,
-            ParameterDescriptor(
-                description="publishing rate; 0 publishes only on publish_next()",
-                floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1000.0)],
-            ),
-        )
-        self.declare_parameter(
-            "loop", False, ParameterDescriptor(description="start again at the end")
-        )
-        self.declare_parameter(
-            "frame_id", "camera", ParameterDescriptor(description="header.frame_id")
-        )
-        self.declare_parameter("encoding", "rgb8", ParameterDescriptor(description="rgb8 or bgr8"))
-        self.declare_parameter(
-            "max_frames", 0, ParameterDescriptor(description="stop after this many (0: all)")
-        )
-        self.declare_parameter(
-            "depth",
-            False,
-            ParameterDescriptor(
-                description="also publish depth/image and camera_info (generated scene only)"
-            ),
-        )
-        self.declare_parameter(
-            "depth_encoding", "16UC1", ParameterDescriptor(description="16UC1 (mm) or 32FC1 (m)")
-        )
-        self.declare_parameter(
-            "depth_fault",
-            "none",
-            ParameterDescriptor(description=f"broken depth for tests: {', '.join(DEPTH_FAULTS)}"),
-        )
+        for name, default, description in PARAMETERS:
+            descriptor = ParameterDescriptor(description=description)
+            if name == "rate_hz":
+                descriptor.floating_point_range = [
+                    FloatingPointRange(from_value=0.0, to_value=MAX_RATE_HZ)
+                ]
+            self.declare_parameter(name, default, descriptor)
         max_frames = self.get_parameter("max_frames").value or None
         self._source = open_frame_source(self.get_parameter("source").value, max_frames)
         self._depth_encoding = self.get_parameter("depth_encoding").value
@@ -202,10 +193,14 @@ def _interrupt(signum, frame) -> None:
 def main(args: list[str] | None = None) -> int:
     # launch starts its processes with SIGINT ignored and forwards SIGINT: take it as a stop;
     # SIGTERM too (rclpy's own handler would invalidate the context under a publishing timer).
+    argv = args if args is not None else sys.argv
+    if help_requested(argv):  # before rclpy: nothing is published
+        print(usage_text())
+        return 0
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     rclpy.init(
-        args=args if args is not None else sys.argv,
+        args=argv,
         signal_handler_options=SignalHandlerOptions.NO,
     )
     node = VideoSourceNode()
