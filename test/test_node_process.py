@@ -38,9 +38,12 @@ _namespaces = (f"/pam_process_{os.getpid()}_{i}" for i in itertools.count())
 
 
 class NodeProcess:
-    def __init__(self, log_path: Path, namespace: str, parameters: list[str], params_file=True):
+    def __init__(
+        self, log_path: Path, namespace: str, parameters: list[str], params_file=True, remaps=()
+    ):
         command = [sys.executable, str(ROOT / "bin" / "pam_node"), "--ros-args"]
-        command += ["-r", f"__ns:={namespace}"]
+        for remap in (f"__ns:={namespace}", *remaps):
+            command += ["-r", remap]
         if params_file:
             command += ["--params-file", str(ROOT / "config" / "pam.yaml")]
         for parameter in parameters:
@@ -327,3 +330,68 @@ def test_a_signal_while_configuring_ends_cleanly(checkpoints, tmp_path, namespac
     print(f"{signum!r} while configuring: exit {code} in {seconds:.2f} s")
     assert code == 0, output
     assert "Traceback" not in output and "[ERROR]" not in output, output
+
+
+def test_a_camera_that_sends_nothing_is_named_in_the_log_and_diagnostics(
+    checkpoints, tmp_path, namespace, client
+):
+    """A wrong topic is the first thing a new user meets: the node subscribed, nothing
+    arrives. Its log and its /diagnostics status say so (WARN), and both say when frames
+    come."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    probe, executor = client
+    topic = f"{namespace}/nobody_publishes_here"
+    statuses: list[DiagnosticStatus] = []
+    ours = f"{namespace}/pam_ros: tracking and semantics"
+    probe.create_subscription(
+        DiagnosticArray, "/diagnostics",
+        lambda msg: statuses.extend(s for s in msg.status if s.name == ours), 10,
+    )  # fmt: skip
+    node = NodeProcess(
+        tmp_path / "node.log",
+        namespace,
+        model_parameters(checkpoints, "semantics.enabled:=false", "camera_timeout_s:=1.0"),
+        remaps=["image:=nobody_publishes_here"],
+    )
+    try:
+
+        def spin_for(predicate):
+            def check():
+                executor.spin_once(timeout_sec=0.1)
+                return predicate()
+
+            return check
+
+        warned = f"no frames yet on {topic} for"
+        wait_for(spin_for(lambda: warned in node.output()), what="the silent camera in the log")
+        line = next(line for line in node.output().splitlines() if warned in line)
+        assert "[WARN]" in line and f"ros2 topic info {topic}" in line, line
+        assert "-r image:=<topic>" in line and "camera_topic:=<topic>" in line, line
+        wait_for(
+            spin_for(lambda: any(warned in s.message for s in statuses)),
+            what="the silent camera in /diagnostics",
+        )
+        status = next(s for s in statuses if warned in s.message)
+        assert status.level == DiagnosticStatus.WARN, status
+
+        images = probe.create_publisher(Image, "nobody_publishes_here", 1)
+        frame = cv2.imread(str(davis_frames("car-shadow")[0]))[:, :, ::-1].copy()
+
+        def publishing(predicate):  # a frame per check: camera_timeout_s is 1 s
+            def check():
+                images.publish(rgb_to_image_msg(frame, encoding="rgb8"))
+                executor.spin_once(timeout_sec=0.2)
+                return predicate()
+
+            return check
+
+        arrived = f"frames arriving on {topic}"
+        wait_for(publishing(lambda: arrived in node.output()), what="the log saying frames arrive")
+        statuses.clear()
+        wait_for(publishing(lambda: statuses), what="a /diagnostics status after the frames")
+        assert not any("no frames" in s.message for s in statuses), statuses
+        assert node.output().count(warned) == 1  # once per silence, not once per second
+    finally:
+        code, _ = node.stop(signal.SIGINT)
+    assert code == 0, node.output()

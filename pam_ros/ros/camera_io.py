@@ -49,6 +49,8 @@ from pam_ros.ros.image_intake import (
 )
 from pam_ros.ros.topics import camera_topic
 
+SILENCE_LOG_REPEAT_S = 60.0  # a camera that stays silent is named in the log this often
+
 
 @dataclass
 class CameraCounters:
@@ -69,7 +71,7 @@ class PendingFrame:
 
 @dataclass(frozen=True)
 class CameraHealth:
-    """What /diagnostics says about one named camera."""
+    """What /diagnostics and the log say about one camera."""
 
     name: str
     topic: str  # the image topic, resolved
@@ -108,6 +110,7 @@ class CameraIO:
         self._overlay_lock = threading.Lock()
         self._listening_since: float | None = None  # monotonic, while subscribed
         self._last_frame_at: float | None = None
+        self._silence_logged_at: float | None = None  # monotonic, while silent and said so
 
     def topic(self, name: str) -> str:
         return camera_topic(self.name, name)
@@ -181,7 +184,7 @@ class CameraIO:
         if self._detections is not None:
             self._detections.unsubscribe()
         self.slot.close()
-        self._listening_since = None
+        self._listening_since = self._silence_logged_at = None
         with self._overlay_lock:
             self._overlay_input = None
 
@@ -314,6 +317,34 @@ class CameraIO:
             silent_after_s=silent_after_s,
         )
 
+    def log_silence(self, health: CameraHealth, logger, now: float) -> None:
+        """The node's log says when the camera falls silent (a wrong topic, a camera that
+        stopped), again every SILENCE_LOG_REPEAT_S while it stays so, and when frames come."""
+        message = silence_message(health)
+        if message:
+            logged = self._silence_logged_at
+            if logged is None or now - logged >= SILENCE_LOG_REPEAT_S:
+                remap = f"{self.name}/image" if self.name else "image"
+                launch = (
+                    f"camera_topics:={self.name}:<topic>" if self.name else "camera_topic:=<topic>"
+                )
+                logger.warning(
+                    f"{message}: is a camera publishing there? (ros2 topic info {health.topic}; "
+                    f"set the topic with -r {remap}:=<topic>, or {launch} in camera.launch.py)"
+                )
+                self._silence_logged_at = now
+        elif self._silence_logged_at is not None:
+            logger.info(f"frames arriving on {health.topic} ({health.frames_received} received)")
+            self._silence_logged_at = None
+
+
+def silence_message(health: CameraHealth) -> str:
+    """'no frames (yet) on TOPIC for N s' while the camera is silent, else ""."""
+    if health.silent_s is None:
+        return ""
+    never = "no frames yet" if health.frames_received == 0 else "no frames"
+    return f"{never} on {health.topic} for {health.silent_s:.1f} s"
+
 
 def camera_status(node_name: str, health: CameraHealth, active: bool) -> DiagnosticStatus:
     """One named camera's /diagnostics entry: WARN while it sends no frames."""
@@ -323,9 +354,7 @@ def camera_status(node_name: str, health: CameraHealth, active: bool) -> Diagnos
     if not active:
         status.level, status.message = DiagnosticStatus.STALE, "node is not active"
     elif health.silent_s is not None:
-        status.level = DiagnosticStatus.WARN
-        never = "no frames yet" if health.frames_received == 0 else "no frames"
-        status.message = f"{never} on {health.topic} for {health.silent_s:.1f} s"
+        status.level, status.message = DiagnosticStatus.WARN, silence_message(health)
     else:
         status.level, status.message = DiagnosticStatus.OK, "receiving"
     values = {

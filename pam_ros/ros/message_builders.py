@@ -199,6 +199,7 @@ class NodeHealth:
     recent_failures: int = 0  # tracking errors + frame failures in the recent window (ERROR)
     last_error_age_s: float | None = None  # seconds since last_error was seen (None: never)
     image_encoder: str = ""  # "torch" or "onnxruntime:<provider in use>" ("" unconfigured)
+    silent_camera: str = ""  # the lone (unnamed) camera's "no frames ... for N s", else ""
 
 
 def diagnostics_msg(stamp: Time, node_name: str, health: NodeHealth) -> DiagnosticArray:
@@ -218,6 +219,8 @@ def diagnostics_msg(stamp: Time, node_name: str, health: NodeHealth) -> Diagnost
             f"QoS: {health.incompatible_qos} incompatible peer(s), "
             f"{health.messages_lost} message(s) lost by DDS"
         )
+    elif health.silent_camera:
+        status.level, status.message = DiagnosticStatus.WARN, health.silent_camera
     else:
         status.level, status.message = DiagnosticStatus.OK, "tracking"
     values = {

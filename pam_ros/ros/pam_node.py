@@ -67,7 +67,13 @@ from pam_ros.pipeline.semantics_scheduler import (
     SemanticsScheduler,
 )
 from pam_ros.ros import message_builders
-from pam_ros.ros.camera_io import CameraIO, PendingFrame, camera_status
+from pam_ros.ros.camera_io import (
+    CameraHealth,
+    CameraIO,
+    PendingFrame,
+    camera_status,
+    silence_message,
+)
 from pam_ros.ros.health import ERROR_WINDOW_PERIODS, ErrorWindow, KindThrottle
 from pam_ros.ros.image_intake import DeliveryCounters
 from pam_ros.ros.lifecycle import TransitionGuard
@@ -555,9 +561,13 @@ class PamNode(LifecycleNode):
 
     # ---- diagnostics --------------------------------------------------------------------
 
-    def health(self) -> NodeHealth:
-        """The node's state, every camera summed."""
+    def health(self, camera_healths: dict[str, CameraHealth] | None = None) -> NodeHealth:
+        """The node's state, every camera summed (`camera_healths`: as `camera_healths()`)."""
         now = time.monotonic()
+        if camera_healths is None:
+            camera_healths = self.camera_healths(now)
+        lone = camera_healths.get("")  # named cameras have /diagnostics entries of their own
+        silent_camera = silence_message(lone) if lone is not None else ""
         cameras = list(self.cameras.values())
         totals: dict[str, int] = {}
         last_errors = []
@@ -616,6 +626,7 @@ class PamNode(LifecycleNode):
             recent_failures=failures.count,
             last_error_age_s=recent.last_error_age_s,
             image_encoder=self.image_encoder if self.tracker is not None else "",
+            silent_camera=silent_camera,
             **self._delivery_health(),
         )
 
@@ -634,16 +645,23 @@ class PamNode(LifecycleNode):
             "image_qos": ",".join(i.reliability for i in intakes if i is not None),
         }
 
+    def camera_healths(self, now: float) -> dict[str, CameraHealth]:
+        """Each camera's health by name ("" the lone unnamed one)."""
+        timeout = self.params.camera_timeout_s
+        return {name: camera.health(now, timeout) for name, camera in self.cameras.items()}
+
     def _publish_diagnostics(self) -> None:
         name = self.get_fully_qualified_name()
         try:
-            msg = message_builders.diagnostics_msg(
-                self.get_clock().now().to_msg(), name, self.health()
-            )
             now, active = time.monotonic(), self.lifecycle_state == "active"
+            healths = self.camera_healths(now)
+            msg = message_builders.diagnostics_msg(
+                self.get_clock().now().to_msg(), name, self.health(healths)
+            )
             for camera in self.cameras.values():
+                health = healths[camera.name]
+                camera.log_silence(health, self.get_logger(), now)
                 if camera.name:  # named cameras: one entry each (silent ones warn)
-                    health = camera.health(now, self.params.camera_timeout_s)
                     msg.status.append(camera_status(name, health, active))
                 if camera.outputs_3d is not None:
                     msg.status.append(camera.outputs_3d.diagnostic_status(name))

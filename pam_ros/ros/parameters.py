@@ -200,7 +200,7 @@ PARAMETER_SPECS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "camera_timeout_s",
         5.0,
-        "a named camera without a frame for this long is reported in /diagnostics (WARN)",
+        "a camera without a frame for this long is reported in /diagnostics (WARN) and the log",
         minimum=0.1,
         maximum=3600.0,
     ),
