@@ -330,6 +330,9 @@ def run(args: argparse.Namespace) -> dict:
     node_params = {
         **params,
         "overlay_rate_hz": 100.0,  # an overlay for every frame of the recording
+        # the demo steps the camera itself and asks its last questions after the clip ended:
+        # the pauses are by design, not a silent camera to warn about
+        "camera_timeout_s": 3600.0,
         "semantic_rate_hz": args.semantic_rate_hz,
     }
     pam = PamNode(
