@@ -303,6 +303,30 @@ def test_missing_topic_lists_the_topics(small_bag, tmp_path, checkpoints):
     assert not (tmp_path / "out").exists()
 
 
+def test_models_that_cannot_load_are_one_line_and_exit_1(small_bag, tmp_path, checkpoints):
+    """Missing weights, CUDA asked for where there is none: the command line says so in one
+    line (no traceback), exits 1 and writes nothing."""
+    import torch
+
+    cases = [(["--tracker-checkpoint", str(tmp_path / "missing.pt")], "missing.pt")]
+    if not torch.cuda.is_available():
+        cases.append(
+            (["--tracker-checkpoint", checkpoints[0], "--device", "cuda"], "device 'cuda' asked")
+        )
+    out = tmp_path / "out"
+    for arguments, named in cases:
+        done = subprocess.run(
+            [sys.executable, "-m", "pam_ros.tools.bag", "annotate", str(small_bag), str(out),
+             "--tracker-size", "tiny", "--image-size", "256", "--no-semantics", "--no-progress",
+             *arguments],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == EXIT_ERROR and "Traceback" not in done.stderr, done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith("pam_bag: cannot load the models:") and named in line, line
+        assert not out.exists()
+
+
 def test_unreadable_input_names_the_file(small_bag, tmp_path):
     """Nothing written where not one whole message can be read: a file cut inside its first
     chunk, a file of garbage after the magic."""

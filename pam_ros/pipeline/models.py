@@ -58,13 +58,35 @@ class Models:
         forget_compiled_code()
 
 
+class DeviceUnavailableError(ValueError):
+    """A CUDA device was asked for where there is none."""
+
+
 def resolve_device(device: str) -> str:
-    """ "auto" → "cuda" where a CUDA device is available, else "cpu"; others unchanged."""
-    if device != "auto":
-        return device
+    """ "auto" → "cuda" where a CUDA device is available, else "cpu"; others unchanged, after
+    checking that a "cuda" / "cuda:N" device exists (DeviceUnavailableError says why not)."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            why = (
+                f"this torch ({torch.__version__}) was built without CUDA"
+                if torch.version.cuda is None
+                else "no CUDA device is visible (see nvidia-smi and CUDA_VISIBLE_DEVICES)"
+            )
+            raise DeviceUnavailableError(
+                f"device {device!r} asked for, but {why}; use cpu, or auto to take a GPU "
+                "where there is one"
+            )
+        index, count = torch.device(device).index, torch.cuda.device_count()
+        if index is not None and index >= count:
+            raise DeviceUnavailableError(
+                f"device {device!r} asked for, but there are {count} CUDA device(s) (cuda:0 .. "
+                f"cuda:{count - 1})"
+            )
+    return device
 
 
 def build_tracker(config: TrackerConfig) -> MultiStreamTracker:

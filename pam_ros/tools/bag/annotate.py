@@ -70,6 +70,10 @@ class BagInputError(BagToolError):
     """IN cannot be read (missing, corrupt, truncated) or lacks a topic asked for."""
 
 
+class ModelLoadError(BagToolError):
+    """The models could not be loaded (the message says why)."""
+
+
 class OutputExistsError(BagToolError):
     pass
 
@@ -278,7 +282,11 @@ def node_parameters(options: AnnotateOptions) -> NodeParameters:
 def build_pipeline(options: AnnotateOptions) -> FramePipeline:
     """The models from the one factory, one camera, semantics inline on bag time."""
     clock = StreamClock()
-    models = build_models(model_settings(node_parameters(options)), log_error=_log, clock=clock)
+    try:
+        settings = model_settings(node_parameters(options))
+        models = build_models(settings, log_error=_log, clock=clock)
+    except Exception as exc:  # missing weights, a bad checkpoint, no such device, no memory
+        raise ModelLoadError(f"cannot load the models: {exc}") from exc
     return FramePipeline(
         models.tracker.add_stream(""),
         models.scheduler,
