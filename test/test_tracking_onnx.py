@@ -193,3 +193,28 @@ def test_encoder_outputs_keep_the_autocast_dtypes(files):
         tracker.release()
     assert outputs[0] == outputs[1]
     assert outputs[0][0] == torch.bfloat16 and outputs[0][2] == torch.float32
+
+
+def test_io_binding_and_batch_chunks_give_the_same_features(files):
+    """The CUDA path's I/O binding and TensorRT's batch chunks (max_batch), run on the CPU:
+    the features equal a plain session run's, bit for bit (observed here)."""
+    _, onnx_cfg = _configs(files)
+    tracker = StreamingTracker.from_config(onnx_cfg)
+    encoder = tracker.model.onnx_encoder
+    assert not encoder.io_binding and not encoder.max_batch  # a CPU session's defaults
+    images = torch.cat([tracker.preprocess(f) for f in _frames("car-shadow")[:3]])
+    with torch.inference_mode():
+        plain = encoder.forward_image(images)
+        encoder.io_binding = True
+        bound = encoder.forward_image(images)
+        encoder.max_batch = 2  # 3 images: a batch of 2, then 1
+        chunked = encoder.forward_image(images)
+    tracker.release()
+    for got in (bound, chunked):
+        assert got.keys() == plain.keys()
+        pairs = [(got["vision_features"], plain["vision_features"])]
+        pairs += zip(got["backbone_fpn"], plain["backbone_fpn"], strict=True)
+        pairs += zip(got["vision_pos_enc"], plain["vision_pos_enc"], strict=True)
+        for ours, reference in pairs:
+            assert ours.shape == reference.shape and ours.shape[0] == 3
+            assert torch.equal(ours, reference), (ours - reference).abs().max()

@@ -296,7 +296,9 @@ class OnnxImageEncoder:
             raise EncoderModelError(f"ONNX Runtime cannot load {path}: {err}") from err
         self.provider = self.session.get_providers()[0]
         self.max_batch = TENSORRT_MAX_BATCH if self.provider == "TensorrtExecutionProvider" else 0
-        self._use_binding = self.device.type == "cuda" and self.provider != "CPUExecutionProvider"
+        # CUDA: input and outputs bound to the tracker's tensors (no host round trip). The
+        # same path runs on the CPU when set there (the tests do, with max_batch's chunking).
+        self.io_binding = self.device.type == "cuda" and self.provider != "CPUExecutionProvider"
         self._output_shapes = [
             (32, config.image_size // 4),
             (64, config.image_size // 8),
@@ -375,24 +377,22 @@ class OnnxImageEncoder:
     def _run(self, images: torch.Tensor) -> list[torch.Tensor]:
         images = images.to(self.device, torch.float32).contiguous()
         batch = images.shape[0]
-        if not self._use_binding:
+        if not self.io_binding:
             got = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: images.cpu().numpy()})
             return [torch.from_numpy(array).to(self.device) for array in got]
-        # CUDA: input and outputs bound to torch tensors on the device, no host copies
+        # input and outputs bound to torch tensors on the device, no host copies
         binding = self.session.io_binding()
-        device_id = self.device.index or 0
+        kind, index = self.device.type, self.device.index or 0
         binding.bind_input(
-            INPUT_NAME, "cuda", device_id, np.float32, tuple(images.shape), images.data_ptr()
+            INPUT_NAME, kind, index, np.float32, tuple(images.shape), images.data_ptr()
         )
         outputs = []
         for name, (channels, side) in zip(OUTPUT_NAMES, self._output_shapes, strict=True):
             out = torch.empty(batch, channels, side, side, device=self.device)
-            binding.bind_output(
-                name, "cuda", device_id, np.float32, tuple(out.shape), out.data_ptr()
-            )
+            binding.bind_output(name, kind, index, np.float32, tuple(out.shape), out.data_ptr())
             outputs.append(out)
-        # ONNX Runtime runs on its own CUDA stream: let it see the preprocessed input first
-        torch.cuda.current_stream(self.device).synchronize()
+        if kind == "cuda":  # ONNX Runtime runs on its own stream: the input must be ready
+            torch.cuda.current_stream(self.device).synchronize()
         self.session.run_with_iobinding(binding)
         return outputs
 
