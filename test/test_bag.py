@@ -305,7 +305,8 @@ def test_missing_topic_lists_the_topics(small_bag, tmp_path, checkpoints):
 
 def test_models_that_cannot_load_are_one_line_and_exit_1(small_bag, tmp_path, checkpoints):
     """Missing weights, CUDA asked for where there is none: the command line says so in one
-    line (no traceback), exits 1 and writes nothing."""
+    line (no traceback), exits 1 and writes nothing; an OUT that --overwrite would replace is
+    kept (it goes only once the models are loaded)."""
     import torch
 
     cases = [(["--tracker-checkpoint", str(tmp_path / "missing.pt")], "missing.pt")]
@@ -314,17 +315,26 @@ def test_models_that_cannot_load_are_one_line_and_exit_1(small_bag, tmp_path, ch
             (["--tracker-checkpoint", checkpoints[0], "--device", "cuda"], "device 'cuda' asked")
         )
     out = tmp_path / "out"
-    for arguments, named in cases:
-        done = subprocess.run(
+
+    def annotate_command(*arguments: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
             [sys.executable, "-m", "pam_ros.tools.bag", "annotate", str(small_bag), str(out),
              "--tracker-size", "tiny", "--image-size", "256", "--no-semantics", "--no-progress",
              *arguments],
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip
+
+    for arguments, named in cases:
+        done = annotate_command(*arguments)
         assert done.returncode == EXIT_ERROR and "Traceback" not in done.stderr, done.stderr
         (line,) = done.stderr.strip().splitlines()
         assert line.startswith("pam_bag: cannot load the models:") and named in line, line
         assert not out.exists()
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    done = annotate_command("--overwrite", *cases[0][0])
+    assert done.returncode == EXIT_ERROR, done.stderr
+    assert (out / "keep.txt").read_text() == "mine"
 
 
 def test_unreadable_input_names_the_file(small_bag, tmp_path):

@@ -436,19 +436,25 @@ def _copy_connection(writer, connection, typestore):
     )
 
 
-def _prepare_output(options: AnnotateOptions) -> None:
+def _check_output(options: AnnotateOptions, clear: bool = False) -> None:
+    """Refuses OUT (and OUT.jsonl) when it is the input or exists without --overwrite; with
+    `clear`, removes what --overwrite replaces (done once the input and models are ready, so
+    a run that cannot start loses nothing)."""
     output, summary = options.output, options.summary_path
     if output.resolve() == options.input.resolve():
         raise OutputExistsError(f"OUT {output} is the input bag")
     for path in (output, summary):
-        clear_output(path, options.overwrite)
+        clear_output(path, options.overwrite, remove=clear)
 
 
-def clear_output(path: Path, overwrite: bool) -> None:
-    """Removes an existing output file or folder when `overwrite`, else refuses it."""
+def clear_output(path: Path, overwrite: bool, remove: bool = True) -> None:
+    """Refuses an existing output file or folder unless `overwrite`; then removes it (when
+    `remove`)."""
     if path.exists() or path.is_symlink():
         if not overwrite:
             raise OutputExistsError(f"{path} exists already (use --overwrite to replace it)")
+        if not remove:
+            return
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         else:
@@ -498,7 +504,7 @@ def annotate(options: AnnotateOptions) -> AnnotateReport:
 
     if options.overlay_every < 0:
         raise BagToolError("--overlay-every must be >= 0")
-    _prepare_output(options)
+    _check_output(options)
     typestore, has_vision = build_typestore()
     prompts = load_prompt_file(options.prompts_file) if options.prompts_file else []
     reader = _open_reader(options.input, typestore)
@@ -511,6 +517,7 @@ def annotate(options: AnnotateOptions) -> AnnotateReport:
             )
             prompts += _read_detection_prompts(reader, detections, options.input)
         pipeline = build_pipeline(options)
+        _check_output(options, clear=True)
         _run(reader, color, prompts, pipeline, typestore, has_vision, options, report, tqdm)
     finally:
         reader.close()
