@@ -325,6 +325,8 @@ class CameraIO:
             logged = self._silence_logged_at
             if logged is None or now - logged >= SILENCE_LOG_REPEAT_S:
                 remap = f"{self.name}/image" if self.name else "image"
+                if health.topic.endswith("/compressed"):  # use_compressed
+                    remap += "/compressed"
                 launch = (
                     f"camera_topics:={self.name}:<topic>" if self.name else "camera_topic:=<topic>"
                 )
