@@ -236,6 +236,30 @@ def test_diagnostics_report_health_levels():
     assert diagnostics_msg(stamp_from_ns(5), "pam_ros", idle).status[0].level == status.STALE
 
 
+def test_a_silent_camera_is_said_with_the_remap_and_launch_argument_that_set_its_topic():
+    from pam_ros.ros.camera_io import CameraHealth, silence_warning
+
+    def health(name, topic, received=0, silent_s=6.0):
+        return CameraHealth(name, topic, received, 0, 0, 0, 0, None, silent_s, 5.0)
+
+    lone = silence_warning(health("", "/image"))
+    assert lone.startswith("no frames yet on /image for 6.0 s: ")
+    assert "ros2 topic info /image" in lone and "-r image:=<topic>" in lone
+    assert "camera_topic:=<topic> in camera.launch.py" in lone
+    compressed = silence_warning(health("", "/image/compressed", received=9))
+    assert compressed.startswith("no frames on /image/compressed") and (
+        "-r image/compressed:=<topic>" in compressed
+    )
+    wrist = silence_warning(health("wrist", "/wrist/image"))
+    assert "-r wrist/image:=<topic>" in wrist and "camera_topics:=wrist:<topic>" in wrist
+    # the lone camera's silence is the node's status; a quiet camera is not
+    idle = NodeHealth("active", 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.0)
+    silent = dataclasses.replace(idle, silent_camera="no frames yet on /image for 6.0 s")
+    status = diagnostics_msg(stamp_from_ns(5), "pam_ros", silent).status[0]
+    assert status.level == status.WARN and status.message == silent.silent_camera
+    assert diagnostics_msg(stamp_from_ns(5), "pam_ros", idle).status[0].level == status.OK
+
+
 def test_stamp_conversion_round_trips():
     assert stamp_to_ns(stamp_from_ns(1_700_000_000_123_456_789)) == 1_700_000_000_123_456_789
 

@@ -324,16 +324,7 @@ class CameraIO:
         if message:
             logged = self._silence_logged_at
             if logged is None or now - logged >= SILENCE_LOG_REPEAT_S:
-                remap = f"{self.name}/image" if self.name else "image"
-                if health.topic.endswith("/compressed"):  # use_compressed
-                    remap += "/compressed"
-                launch = (
-                    f"camera_topics:={self.name}:<topic>" if self.name else "camera_topic:=<topic>"
-                )
-                logger.warning(
-                    f"{message}: is a camera publishing there? (ros2 topic info {health.topic}; "
-                    f"set the topic with -r {remap}:=<topic>, or {launch} in camera.launch.py)"
-                )
+                logger.warning(silence_warning(health))
                 self._silence_logged_at = now
         elif self._silence_logged_at is not None:
             logger.info(f"frames arriving on {health.topic} ({health.frames_received} received)")
@@ -346,6 +337,19 @@ def silence_message(health: CameraHealth) -> str:
         return ""
     never = "no frames yet" if health.frames_received == 0 else "no frames"
     return f"{never} on {health.topic} for {health.silent_s:.1f} s"
+
+
+def silence_warning(health: CameraHealth) -> str:
+    """The log line for a silent camera: what, and how to point it at the right topic."""
+    remap = f"{health.name}/image" if health.name else "image"
+    if health.topic.endswith("/compressed"):  # use_compressed
+        remap += "/compressed"
+    launch = f"camera_topics:={health.name}:<topic>" if health.name else "camera_topic:=<topic>"
+    return (
+        f"{silence_message(health)}: is a camera publishing there? (ros2 topic info "
+        f"{health.topic}; set the topic with -r {remap}:=<topic>, or {launch} in "
+        "camera.launch.py)"
+    )
 
 
 def camera_status(node_name: str, health: CameraHealth, active: bool) -> DiagnosticStatus:
